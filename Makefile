@@ -1,0 +1,70 @@
+# cocopie-keras: the two commands are `make demo` and `make test`; both set up
+# everything they need on a fresh Debian 12 machine (apt + PyPI only).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+OUT    := out
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+APT_PACKAGES := g++ libhwy-dev libpthreadpool-dev libgtest-dev
+DELEGATE_SRCS := $(filter-out %_test.cc,$(wildcard delegate/*.cc))
+DELEGATE_HDRS := $(wildcard delegate/*.h)
+DELEGATE_TESTS := $(wildcard delegate/*_test.cc)
+DELEGATE_LIB := cocopie_keras/libcocopie_delegate.so
+CXXFLAGS_TEST := -std=c++17 -O1 -g -I. -fsanitize=address,undefined -fno-omit-frame-pointer
+
+.PHONY: all install demo test test-cc test-python bazel clean
+
+all: install
+
+# --- set-up ------------------------------------------------------------------
+$(OUT)/.apt-stamp:
+	@mkdir -p $(OUT)
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+$(VENV)/.deps-stamp: requirements.txt | $(OUT)/.apt-stamp
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+# The delegate library is built by setup.py (the same path `pip install .`
+# takes); rebuilt whenever a delegate source changes.
+$(DELEGATE_LIB): $(DELEGATE_SRCS) $(DELEGATE_HDRS) setup.py $(VENV)/.deps-stamp
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	@touch $@
+
+install: $(DELEGATE_LIB)
+
+# --- the two commands ------------------------------------------------------------
+demo: install
+	$(VENV)/bin/cocopie demo --out $(OUT)/demo
+
+test: test-cc bazel test-python
+
+# --- pieces ----------------------------------------------------------------------
+# Kernel and LR-parser unit tests, under AddressSanitizer + UBSan.
+$(OUT)/cc_tests: $(DELEGATE_SRCS) $(DELEGATE_HDRS) $(DELEGATE_TESTS) | $(OUT)/.apt-stamp
+	g++ $(CXXFLAGS_TEST) $(DELEGATE_SRCS) $(DELEGATE_TESTS) -o $@ \
+	  -lgtest -lgtest_main -lhwy -lpthreadpool -lpthread
+
+test-cc: $(OUT)/cc_tests
+	$(OUT)/cc_tests --gtest_brief=1
+
+test-python: install
+	$(PY) -m pytest -q
+
+# The Bazel targets, built and tested offline with Debian's Bazel 4.2.3.
+bazel:
+	bash tools/bazel/build.sh
+
+clean:
+	rm -rf $(OUT) build *.egg-info $(DELEGATE_LIB)

@@ -1,0 +1,121 @@
+"""Finding and loading the cocopie delegate library."""
+
+import os
+
+LIBRARY_NAME = "libcocopie_delegate.so"
+
+
+def delegate_library_path():
+    """Absolute path of the delegate shared library shipped in the package.
+
+    Raises:
+        FileNotFoundError: if the package was installed without building the
+            delegate (e.g. copied from a source tree).
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), LIBRARY_NAME)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"The cocopie delegate library is missing at {path}. Build it with "
+            "`pip install .` (or `make install`) from the source tree."
+        )
+    return path
+
+
+def load_delegate(num_threads=None, runtime="litert", **options):
+    """Loads the delegate into a TFLite runtime.
+
+    Args:
+        num_threads: worker threads for the delegate's kernels (None: follow
+            the interpreter).
+        runtime: ``"litert"`` (``ai_edge_litert``) or ``"tf"`` (``tf.lite``).
+        **options: further delegate options (``kernel``, ``verbose``); values
+            are passed as strings.
+
+    Returns:
+        The runtime's delegate object, for ``experimental_delegates=[...]``.
+
+    Raises:
+        ValueError: if the delegate refuses an option.
+    """
+    if num_threads is not None:
+        options["num_threads"] = num_threads
+    options = {key: str(value) for key, value in options.items()}
+    if runtime == "litert":
+        from ai_edge_litert.interpreter import load_delegate as load
+    elif runtime == "tf":
+        import tensorflow as tf
+
+        load = tf.lite.experimental.load_delegate
+    else:
+        raise ValueError(
+            f"Expected runtime 'litert' or 'tf'. Received: runtime={runtime!r}"
+        )
+    return load(delegate_library_path(), options)
+
+
+def make_interpreter(model_content, use_delegate=True, num_threads=1,
+                     runtime="litert", input_shape=None, **options):
+    """An allocated interpreter for ``model_content``, with or without us.
+
+    Args:
+        model_content: .tflite bytes.
+        use_delegate: apply the cocopie delegate (XNNPACK still takes what
+            it leaves).
+        num_threads: interpreter and delegate threads.
+        runtime: ``"litert"`` or ``"tf"``.
+        input_shape: shape to give input 0 before the first allocation
+            (needed when the model's spatial sizes are unknown, ``None``).
+        **options: extra delegate options.
+    """
+    delegates = []
+    if use_delegate:
+        delegates.append(load_delegate(num_threads, runtime, **options))
+    if runtime == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+    elif runtime == "tf":
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    else:
+        raise ValueError(
+            f"Expected runtime 'litert' or 'tf'. Received: runtime={runtime!r}"
+        )
+    interpreter = Interpreter(
+        model_content=model_content,
+        experimental_delegates=delegates,
+        num_threads=num_threads,
+    )
+    if input_shape is not None:
+        index = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(index, list(input_shape))
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def delegated_node_count(interpreter):
+    """Number of CONV_2D nodes the cocopie delegate runs in ``interpreter``.
+
+    Asks the delegate itself: the interpreter's own op list shows every
+    delegate's partitions (XNNPACK's too) under the same name, DELEGATE.
+    """
+    import ctypes
+
+    total = 0
+    for delegate in getattr(interpreter, "_delegates", None) or []:
+        library = getattr(delegate, "_library", None)
+        if library is None or not hasattr(library, "CocopieDelegateClaimedNodes"):
+            continue
+        count = library.CocopieDelegateClaimedNodes(
+            ctypes.c_void_p(delegate._delegate_ptr)
+        )
+        total += max(int(count), 0)
+    return total
+
+
+def simd_target():
+    """The SIMD target the delegate's kernels dispatch to on this CPU."""
+    import ctypes
+
+    library = ctypes.CDLL(delegate_library_path())
+    library.CocopieDelegateSimdTarget.restype = ctypes.c_char_p
+    return library.CocopieDelegateSimdTarget().decode()

@@ -1,0 +1,231 @@
+"""Keras model → .tflite with the pattern LR in its metadata table."""
+
+import contextlib
+import io
+
+import numpy as np
+
+from cocopie_keras import patterns as patterns_lib
+from cocopie_keras.converter import lr as lr_lib
+
+
+def _schema():
+    # Imported lazily: ai_edge_litert pulls in its native runtime.
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    return schema, flatbuffer_utils
+
+
+def convert(model, *, pattern_pool=None, entries=4, optimizations=None):
+    """Converts a Keras model to TFLite flatbuffer bytes carrying the LR.
+
+    The model may come from ``cocopie_keras.pruning`` or from any other tool:
+    patterns are read from the weights themselves. Every float32 CONV_2D whose
+    kernels each keep at most ``entries`` non-zero weights is described in the
+    LR; other layers are left as they are. The file runs unchanged on stock
+    LiteRT; the cocopie delegate uses the LR to run the described layers.
+
+    Args:
+        model: a built ``keras.Model``.
+        pattern_pool: optional bool ``(P, kh, kw)`` pool the model was pruned
+            with; pattern ids then index this pool.
+        entries: cells per pattern when no pool is given.
+        optimizations: passed to ``TFLiteConverter.optimizations``.
+
+    Returns:
+        The .tflite file as ``bytes``.
+
+    Example:
+
+    >>> tflite_bytes = convert(pruned_model)
+    >>> open("model.tflite", "wb").write(tflite_bytes)
+    """
+    import keras
+    import tensorflow as tf
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "Expected a keras.Model. Received: model of type "
+            f"{type(model).__name__}"
+        )
+    if not model.built:
+        raise ValueError(
+            "Expected a built model (call it on data or give it an Input). "
+            f"Received: model={model.name!r} is not built"
+        )
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if optimizations:
+        converter.optimizations = list(optimizations)
+    # Keras's SavedModel export prints its signatures; keep the caller's
+    # stdout for the caller.
+    with contextlib.redirect_stdout(io.StringIO()):
+        flatbuffer = converter.convert()
+    return annotate(flatbuffer, pattern_pool=pattern_pool, entries=entries)
+
+
+def annotate(tflite_bytes, *, pattern_pool=None, entries=4):
+    """Adds (or replaces) the LR of an existing .tflite file.
+
+    Args:
+        tflite_bytes: a TFLite flatbuffer.
+        pattern_pool, entries: as in ``convert``.
+
+    Returns:
+        New flatbuffer bytes; identical model, plus the metadata entry.
+    """
+    _, flatbuffer_utils = _schema()
+    model = _read(tflite_bytes)
+    layers = describe_pattern_convs(model, pattern_pool=pattern_pool, entries=entries)
+    _set_metadata(model, lr_lib.METADATA_NAME, lr_lib.encode(layers))
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def write_lr(tflite_bytes, layers):
+    """Stores ``layers`` (a list of ``LRLayer``) as the file's LR, as given.
+
+    No check against the weights is made here: the delegate verifies every
+    layer before it trusts it (and ``check_lr`` reports mismatches).
+    """
+    _, flatbuffer_utils = _schema()
+    model = _read(tflite_bytes)
+    _set_metadata(model, lr_lib.METADATA_NAME, lr_lib.encode(layers))
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
+    """LR layers for every pattern-sparse float32 CONV_2D of subgraph 0.
+
+    Args:
+        model: a ``schema_py_generated.ModelT``.
+    """
+    schema, flatbuffer_utils = _schema()
+    subgraph = model.subgraphs[0]
+    layers = []
+    for op_index, op in enumerate(subgraph.operators):
+        code = flatbuffer_utils.get_builtin_code_from_operator_code(
+            model.operatorCodes[op.opcodeIndex]
+        )
+        if code != schema.BuiltinOperator.CONV_2D:
+            continue
+        filter_index = int(op.inputs[1])
+        filter_ohwi = _constant_float_tensor(model, subgraph, filter_index)
+        if filter_ohwi is None or filter_ohwi.ndim != 4:
+            continue
+        kernel_hwio = np.transpose(filter_ohwi, (1, 2, 3, 0))
+        projection = patterns_lib.patterns_from_weights(
+            kernel_hwio, entries=entries, pool=pattern_pool
+        )
+        if projection is None:
+            continue
+        ids = projection.pattern_ids.T  # (out, in)
+        layers.append(
+            lr_lib.LRLayer(
+                op_index=op_index,
+                filter_tensor=filter_index,
+                pattern_masks=projection.pool,
+                kernel_pattern=np.where(
+                    ids == patterns_lib.REMOVED, lr_lib.REMOVED_KERNEL, ids
+                ).astype(np.uint8),
+            )
+        )
+    return layers
+
+
+def read_lr(tflite_bytes):
+    """The LR layers stored in a .tflite file, or ``None`` if it has none.
+
+    Raises:
+        LRFormatError: if an LR entry exists but is malformed.
+    """
+    model = _read(tflite_bytes)
+    for entry in model.metadata or []:
+        if _name(entry.name) == lr_lib.METADATA_NAME:
+            return lr_lib.decode(model.buffers[entry.buffer].data.tobytes())
+    return None
+
+
+def check_lr(tflite_bytes):
+    """Problems between a file's LR and its weights (empty list: consistent).
+
+    The same rules the delegate applies before it trusts an LR layer: the
+    operator is a CONV_2D with that constant filter and shape, and every weight
+    the pattern prunes is zero.
+    """
+    schema, flatbuffer_utils = _schema()
+    model = _read(tflite_bytes)
+    layers = read_lr(tflite_bytes) or []
+    subgraph = model.subgraphs[0]
+    problems = []
+    for layer in layers:
+        where = f"LR layer for operator {layer.op_index}"
+        if layer.op_index >= len(subgraph.operators):
+            problems.append(f"{where}: no such operator")
+            continue
+        op = subgraph.operators[layer.op_index]
+        code = flatbuffer_utils.get_builtin_code_from_operator_code(
+            model.operatorCodes[op.opcodeIndex]
+        )
+        if code != schema.BuiltinOperator.CONV_2D:
+            problems.append(f"{where}: operator is not a CONV_2D")
+            continue
+        if int(op.inputs[1]) != layer.filter_tensor:
+            problems.append(f"{where}: filter tensor differs")
+            continue
+        weights = _constant_float_tensor(model, subgraph, layer.filter_tensor)
+        mask = layer.kept_mask_ohwi()
+        if weights is None or weights.shape != mask.shape:
+            problems.append(f"{where}: filter shape differs from the LR")
+            continue
+        outside = np.count_nonzero(weights[~mask])
+        if outside:
+            problems.append(f"{where}: {outside} pruned weights are non-zero")
+    return problems
+
+
+def _read(tflite_bytes):
+    _, flatbuffer_utils = _schema()
+    if not isinstance(tflite_bytes, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            "Expected TFLite flatbuffer bytes. Received: "
+            f"{type(tflite_bytes).__name__}"
+        )
+    data = bytearray(tflite_bytes)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ValueError("Expected a TFLite flatbuffer (identifier TFL3).")
+    return flatbuffer_utils.read_model_from_bytearray(data)
+
+
+def _name(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _constant_float_tensor(model, subgraph, tensor_index):
+    """The tensor's constant float32 contents, or None if it has none."""
+    schema, _ = _schema()
+    tensor = subgraph.tensors[tensor_index]
+    if tensor.type != schema.TensorType.FLOAT32 or tensor.buffer == 0:
+        return None
+    buffer = model.buffers[tensor.buffer]
+    if buffer.data is None or len(buffer.data) == 0:
+        return None
+    shape = tuple(int(d) for d in tensor.shape)
+    values = np.frombuffer(buffer.data.tobytes(), dtype="<f4")
+    if values.size != int(np.prod(shape)):
+        return None
+    return values.reshape(shape)
+
+
+def _set_metadata(model, name, payload):
+    schema, _ = _schema()
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(payload, dtype=np.uint8).copy()
+    existing = [m for m in (model.metadata or []) if _name(m.name) == name]
+    if existing:
+        model.buffers[existing[0].buffer] = buffer
+        return
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = list(model.metadata or []) + [entry]

@@ -1,0 +1,55 @@
+// C API of the cocopie pattern-convolution delegate.
+//
+//   CocopieDelegateOptions options = CocopieDelegateOptionsDefault();
+//   options.num_threads = 2;
+//   TfLiteDelegate* delegate = CocopieDelegateCreate(&options);
+//   ... interpreter->ModifyGraphWithDelegate(delegate) ...
+//   CocopieDelegateDelete(delegate);  // after the interpreter is gone
+//
+// Python and other hosts load the same library as an external delegate
+// (tflite_plugin_create_delegate, see external_delegate_adaptor.cc).
+#ifndef COCOPIE_DELEGATE_COCOPIE_DELEGATE_H_
+#define COCOPIE_DELEGATE_COCOPIE_DELEGATE_H_
+
+#include "delegate/tflite_abi.h"
+
+#define COCOPIE_EXPORT __attribute__((visibility("default")))
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum CocopieKernelChoice {
+  kCocopieKernelAuto = 0,       // SIMD kernel for the CPU's best target
+  kCocopieKernelReference = 1,  // scalar reference loops (for checking)
+} CocopieKernelChoice;
+
+typedef struct CocopieDelegateOptions {
+  // Worker threads for the delegate's kernels; 0 follows the interpreter's
+  // thread count (1 when the interpreter leaves it unset).
+  int num_threads;
+  CocopieKernelChoice kernel;
+  // 1: print which nodes were claimed to stderr.
+  int verbose;
+} CocopieDelegateOptions;
+
+COCOPIE_EXPORT CocopieDelegateOptions CocopieDelegateOptionsDefault(void);
+
+// Returns NULL if `options` are invalid.
+COCOPIE_EXPORT TfLiteDelegate* CocopieDelegateCreate(
+    const CocopieDelegateOptions* options);
+
+COCOPIE_EXPORT void CocopieDelegateDelete(TfLiteDelegate* delegate);
+
+// Number of CONV_2D nodes the delegate took over at its latest Prepare (the
+// latest interpreter it was applied to); -1 for a null delegate.
+COCOPIE_EXPORT int CocopieDelegateClaimedNodes(const TfLiteDelegate* delegate);
+
+// The SIMD target the kernels dispatch to on this CPU, e.g. "AVX3", "NEON".
+COCOPIE_EXPORT const char* CocopieDelegateSimdTarget(void);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif
+
+#endif  // COCOPIE_DELEGATE_COCOPIE_DELEGATE_H_

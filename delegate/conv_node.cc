@@ -1,0 +1,169 @@
+#include "delegate/conv_node.h"
+
+#include <cfloat>
+#include <sstream>
+
+namespace cocopie {
+namespace {
+
+bool IsConstant(const TfLiteTensor* t) {
+  return t->allocation_type == kTfLiteMmapRo ||
+         t->allocation_type == kTfLitePersistentRo;
+}
+
+bool ActivationRange(TfLiteFusedActivation act, float* lo, float* hi) {
+  switch (act) {
+    case kTfLiteActNone: *lo = -FLT_MAX; *hi = FLT_MAX; return true;
+    case kTfLiteActRelu: *lo = 0.0f; *hi = FLT_MAX; return true;
+    case kTfLiteActReluN1To1: *lo = -1.0f; *hi = 1.0f; return true;
+    case kTfLiteActRelu6: *lo = 0.0f; *hi = 6.0f; return true;
+    default: return false;
+  }
+}
+
+std::string DimsString(const TfLiteIntArray* dims) {
+  std::ostringstream s;
+  s << "[";
+  for (int i = 0; dims != nullptr && i < dims->size; ++i) {
+    s << (i ? ", " : "") << dims->data[i];
+  }
+  s << "]";
+  return s.str();
+}
+
+// The first weight the pattern prunes that is not zero, as a message.
+std::string FindPatternViolation(const LrLayer& layer, const float* filter) {
+  const int cells = layer.kernel_h * layer.kernel_w;
+  for (int co = 0; co < layer.out_channels; ++co) {
+    for (int ci = 0; ci < layer.in_channels; ++ci) {
+      const uint8_t id = layer.PatternOf(co, ci);
+      const uint32_t kept = id == kRemovedKernel ? 0u : layer.pattern_masks[id];
+      for (int cell = 0; cell < cells; ++cell) {
+        if (kept & (1u << cell)) continue;
+        const float v =
+            filter[(static_cast<size_t>(co) * cells + cell) * layer.in_channels + ci];
+        if (v != 0.0f) {
+          std::ostringstream s;
+          s << "weight [out " << co << ", row " << cell / layer.kernel_w
+            << ", col " << cell % layer.kernel_w << ", in " << ci << "] = " << v
+            << " is non-zero but the LR "
+            << (id == kRemovedKernel ? "removes that kernel"
+                                     : "prunes that cell (pattern " +
+                                           std::to_string(id) + ")");
+          return s.str();
+        }
+      }
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+TfLiteTensor* ContextTensor(TfLiteContext* context, int index) {
+  if (index < 0 || static_cast<size_t>(index) >= context->tensors_size) {
+    return nullptr;
+  }
+  if (context->GetTensor != nullptr) return context->GetTensor(context, index);
+  return &context->tensors[index];
+}
+
+std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
+                          const LrLayer& layer) {
+  if (node->inputs == nullptr || node->inputs->size < 2 ||
+      node->inputs->size > 3 || node->outputs == nullptr ||
+      node->outputs->size != 1) {
+    return "unexpected number of inputs/outputs";
+  }
+  const auto* params = static_cast<const TfLiteConvParams*>(node->builtin_data);
+  if (params == nullptr) return "missing CONV_2D parameters";
+  float lo, hi;
+  if (!ActivationRange(params->activation, &lo, &hi)) {
+    return "fused activation " + std::to_string(params->activation) +
+           " is not supported";
+  }
+  if (params->padding != kTfLitePaddingSame &&
+      params->padding != kTfLitePaddingValid) {
+    return "unknown padding";
+  }
+  if (params->stride_width < 1 || params->stride_height < 1 ||
+      params->dilation_width_factor < 1 || params->dilation_height_factor < 1) {
+    return "invalid stride or dilation";
+  }
+  const TfLiteTensor* input = ContextTensor(context, node->inputs->data[0]);
+  const TfLiteTensor* filter = ContextTensor(context, node->inputs->data[1]);
+  const TfLiteTensor* output = ContextTensor(context, node->outputs->data[0]);
+  if (input == nullptr || filter == nullptr || output == nullptr) {
+    return "tensor index out of range";
+  }
+  if (input->type != kTfLiteFloat32 || filter->type != kTfLiteFloat32 ||
+      output->type != kTfLiteFloat32) {
+    return "only float32 convolutions are delegated";
+  }
+  if (node->inputs->data[1] != static_cast<int>(layer.filter_tensor)) {
+    return "filter is tensor " + std::to_string(node->inputs->data[1]) +
+           " but the LR names tensor " + std::to_string(layer.filter_tensor);
+  }
+  if (!IsConstant(filter) || filter->data.raw == nullptr) {
+    return "filter is not a constant tensor";
+  }
+  const TfLiteIntArray* fd = filter->dims;
+  if (fd == nullptr || fd->size != 4 || fd->data[0] != layer.out_channels ||
+      fd->data[1] != layer.kernel_h || fd->data[2] != layer.kernel_w ||
+      fd->data[3] != layer.in_channels) {
+    return "filter shape " + DimsString(fd) + " differs from the LR's [" +
+           std::to_string(layer.out_channels) + ", " +
+           std::to_string(layer.kernel_h) + ", " +
+           std::to_string(layer.kernel_w) + ", " +
+           std::to_string(layer.in_channels) + "]";
+  }
+  if (filter->bytes != sizeof(float) * static_cast<size_t>(layer.out_channels) *
+                           layer.kernel_h * layer.kernel_w * layer.in_channels) {
+    return "filter byte size does not match its shape";
+  }
+  if (input->dims == nullptr || input->dims->size != 4 ||
+      input->dims->data[3] != layer.in_channels) {
+    return "input shape " + DimsString(input->dims) +
+           " is not NHWC with the filter's input channels (grouped "
+           "convolutions are not delegated)";
+  }
+  if (node->inputs->size == 3 && node->inputs->data[2] >= 0) {
+    const TfLiteTensor* bias = ContextTensor(context, node->inputs->data[2]);
+    if (bias == nullptr || bias->type != kTfLiteFloat32 || !IsConstant(bias) ||
+        bias->data.raw == nullptr || bias->dims == nullptr ||
+        bias->dims->size != 1 || bias->dims->data[0] != layer.out_channels) {
+      return "bias is not a constant float32 vector of the output channels";
+    }
+  }
+  return FindPatternViolation(layer, filter->data.f);
+}
+
+ConvStep MakeConvStep(TfLiteContext* context, int node_index,
+                      const TfLiteNode* node, const LrLayer& layer) {
+  const auto* params = static_cast<const TfLiteConvParams*>(node->builtin_data);
+  ConvStep step;
+  step.node_index = node_index;
+  step.input_tensor = node->inputs->data[0];
+  step.output_tensor = node->outputs->data[0];
+  step.padding = params->padding == kTfLitePaddingSame ? Padding::kSame
+                                                       : Padding::kValid;
+  ConvGeometry& g = step.geometry;
+  g.in_c = layer.in_channels;
+  g.out_c = layer.out_channels;
+  g.kernel_h = layer.kernel_h;
+  g.kernel_w = layer.kernel_w;
+  g.stride_h = params->stride_height;
+  g.stride_w = params->stride_width;
+  g.dilation_h = params->dilation_height_factor;
+  g.dilation_w = params->dilation_width_factor;
+  ActivationRange(params->activation, &g.act_min, &g.act_max);
+  const float* bias = nullptr;
+  if (node->inputs->size == 3 && node->inputs->data[2] >= 0) {
+    bias = ContextTensor(context, node->inputs->data[2])->data.f;
+  }
+  const float* filter = ContextTensor(context, node->inputs->data[1])->data.f;
+  step.weights = PackPatternWeights(layer, filter, bias);
+  return step;
+}
+
+}  // namespace cocopie

@@ -1,0 +1,42 @@
+// Deciding whether a CONV_2D node may run on the delegate, and turning it
+// into a ConvStep the partition kernel executes.
+#ifndef COCOPIE_DELEGATE_CONV_NODE_H_
+#define COCOPIE_DELEGATE_CONV_NODE_H_
+
+#include <string>
+
+#include "delegate/lr_format.h"
+#include "delegate/pattern_conv.h"
+#include "delegate/tflite_abi.h"
+
+namespace cocopie {
+
+// Tensor `index` of `context`, through the runtime's accessor when it has one
+// so that we never depend on sizeof(TfLiteTensor).
+TfLiteTensor* ContextTensor(TfLiteContext* context, int index);
+
+// Empty when `node` is a float32 CONV_2D that `layer` describes and whose
+// constant weights obey the layer's patterns exactly (every pruned weight is
+// zero); otherwise the reason it must stay with the stock kernels.
+std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
+                          const LrLayer& layer);
+
+// One claimed convolution: constant parts fixed at delegation time, geometry
+// refreshed whenever the runtime re-prepares (e.g. after an input resize).
+struct ConvStep {
+  int node_index = -1;
+  int input_tensor = -1;
+  int output_tensor = -1;
+  Padding padding = Padding::kSame;
+  ConvGeometry geometry;  // spatial sizes filled in at prepare time
+  PackedPatternWeights weights;
+  PatternConvScratch scratch;
+};
+
+// Builds the step for a node that passed CheckConvNode.
+ConvStep MakeConvStep(TfLiteContext* context, int node_index,
+                      const TfLiteNode* node, const LrLayer& layer);
+
+}  // namespace cocopie
+
+#endif  // COCOPIE_DELEGATE_CONV_NODE_H_

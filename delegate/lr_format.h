@@ -1,0 +1,66 @@
+// The layerwise representation (LR) that the converter stores in a .tflite
+// file's metadata table under the name kLrMetadataName, and its parser.
+//
+// Version 1 encoding (all integers little-endian, no padding):
+//   header : magic "CPLR" | u32 version | u32 num_layers
+//   layer  : u32 op_index        (operator index in subgraph 0 == node index)
+//            u32 filter_tensor   (tensor index of the CONV_2D filter)
+//            u32 out_channels | u16 kernel_h | u16 kernel_w | u32 in_channels
+//            u16 num_patterns | u16 entries_per_pattern
+//            u32 pattern_mask[num_patterns]   (bit r*kernel_w+c = cell kept)
+//            u8  kernel_pattern[out_channels * in_channels]
+//                (row-major [out][in]; kRemovedKernel = connectivity-pruned)
+// The parser bounds-checks every read and every count before trusting it: a
+// malformed entry is an error, never an out-of-range access.
+#ifndef COCOPIE_DELEGATE_LR_FORMAT_H_
+#define COCOPIE_DELEGATE_LR_FORMAT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cocopie {
+
+inline constexpr char kLrMetadataName[] = "cocopie_lr";
+inline constexpr uint32_t kLrVersion = 1;
+inline constexpr uint8_t kRemovedKernel = 0xFF;
+// Upper bounds that keep a hostile file from asking for absurd allocations.
+inline constexpr uint32_t kMaxLrLayers = 1u << 16;
+inline constexpr uint32_t kMaxChannels = 1u << 16;
+inline constexpr uint32_t kMaxKernelCells = 32;  // pattern masks are 32-bit
+
+struct LrLayer {
+  uint32_t op_index = 0;
+  uint32_t filter_tensor = 0;
+  int out_channels = 0;
+  int kernel_h = 0;
+  int kernel_w = 0;
+  int in_channels = 0;
+  int entries_per_pattern = 0;
+  std::vector<uint32_t> pattern_masks;
+  std::vector<uint8_t> kernel_pattern;  // [out][in]
+
+  uint8_t PatternOf(int out_channel, int in_channel) const {
+    return kernel_pattern[static_cast<size_t>(out_channel) * in_channels +
+                          in_channel];
+  }
+};
+
+struct LayerwiseRepresentation {
+  uint32_t version = 0;
+  std::vector<LrLayer> layers;
+
+  // The layer describing operator `op_index`, or nullptr.
+  const LrLayer* FindByOp(int op_index) const;
+};
+
+// Parses and validates `size` bytes at `data`. On failure returns false and
+// sets *error to a one-line explanation; *out is then unspecified.
+bool ParseLayerwiseRepresentation(const uint8_t* data, size_t size,
+                                  LayerwiseRepresentation* out,
+                                  std::string* error);
+
+}  // namespace cocopie
+
+#endif  // COCOPIE_DELEGATE_LR_FORMAT_H_

@@ -1,0 +1,150 @@
+#include "delegate/lr_format.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace cocopie {
+namespace {
+
+// Builds LR bytes field by field, the way the converter writes them.
+class LrBuilder {
+ public:
+  LrBuilder& Header(uint32_t version, uint32_t layers) {
+    bytes_.insert(bytes_.end(), {'C', 'P', 'L', 'R'});
+    return U32(version).U32(layers);
+  }
+  LrBuilder& Layer(uint32_t op, uint32_t tensor, uint32_t out_c, uint16_t kh,
+                   uint16_t kw, uint32_t in_c, std::vector<uint32_t> masks,
+                   uint16_t entries, std::vector<uint8_t> ids) {
+    U32(op).U32(tensor).U32(out_c).U16(kh).U16(kw).U32(in_c);
+    U16(static_cast<uint16_t>(masks.size())).U16(entries);
+    for (uint32_t m : masks) U32(m);
+    bytes_.insert(bytes_.end(), ids.begin(), ids.end());
+    return *this;
+  }
+  LrBuilder& U32(uint32_t v) { return Raw(&v, 4); }
+  LrBuilder& U16(uint16_t v) { return Raw(&v, 2); }
+  const std::vector<uint8_t>& bytes() const { return bytes_; }
+
+ private:
+  LrBuilder& Raw(const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    bytes_.insert(bytes_.end(), b, b + n);
+    return *this;
+  }
+  std::vector<uint8_t> bytes_;
+};
+
+// Centre + up/left/right, and centre + up + left + up-left.
+constexpr uint32_t kT = (1u << 4) | (1u << 1) | (1u << 3) | (1u << 5);
+constexpr uint32_t kSquare = (1u << 4) | (1u << 1) | (1u << 3) | (1u << 0);
+
+std::vector<uint8_t> ValidLr() {
+  return LrBuilder()
+      .Header(kLrVersion, 2)
+      .Layer(0, 7, 2, 3, 3, 3, {kT, kSquare}, 4, {0, 1, kRemovedKernel, 1, 0, 0})
+      .Layer(3, 9, 1, 3, 3, 2, {kSquare}, 4, {0, 0})
+      .bytes();
+}
+
+bool Parse(const std::vector<uint8_t>& bytes, LayerwiseRepresentation* lr,
+           std::string* error) {
+  return ParseLayerwiseRepresentation(bytes.data(), bytes.size(), lr, error);
+}
+
+TEST(LrFormat, ParsesValidLr) {
+  LayerwiseRepresentation lr;
+  std::string error;
+  ASSERT_TRUE(Parse(ValidLr(), &lr, &error)) << error;
+  ASSERT_EQ(lr.layers.size(), 2u);
+  const LrLayer* first = lr.FindByOp(0);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->filter_tensor, 7u);
+  EXPECT_EQ(first->out_channels, 2);
+  EXPECT_EQ(first->in_channels, 3);
+  EXPECT_EQ(first->entries_per_pattern, 4);
+  EXPECT_EQ(first->PatternOf(0, 2), kRemovedKernel);
+  EXPECT_EQ(first->PatternOf(1, 0), 1);
+  EXPECT_NE(lr.FindByOp(3), nullptr);
+  EXPECT_EQ(lr.FindByOp(1), nullptr);
+}
+
+TEST(LrFormat, EveryTruncationIsAnErrorNotACrash) {
+  const std::vector<uint8_t> full = ValidLr();
+  for (size_t n = 0; n < full.size(); ++n) {
+    // A right-sized heap copy so that AddressSanitizer sees any over-read.
+    std::vector<uint8_t> cut(full.begin(), full.begin() + n);
+    LayerwiseRepresentation lr;
+    std::string error;
+    EXPECT_FALSE(Parse(cut, &lr, &error)) << "accepted " << n << " bytes";
+    EXPECT_FALSE(error.empty());
+  }
+}
+
+TEST(LrFormat, RejectsTrailingBytes) {
+  std::vector<uint8_t> bytes = ValidLr();
+  bytes.push_back(0);
+  LayerwiseRepresentation lr;
+  std::string error;
+  EXPECT_FALSE(Parse(bytes, &lr, &error));
+  EXPECT_NE(error.find("trailing"), std::string::npos) << error;
+}
+
+TEST(LrFormat, RejectsWrongMagicAndVersion) {
+  std::vector<uint8_t> bytes = ValidLr();
+  bytes[0] = 'X';
+  LayerwiseRepresentation lr;
+  std::string error;
+  EXPECT_FALSE(Parse(bytes, &lr, &error));
+  EXPECT_NE(error.find("magic"), std::string::npos) << error;
+
+  std::vector<uint8_t> v2 = LrBuilder().Header(2, 0).bytes();
+  EXPECT_FALSE(Parse(v2, &lr, &error));
+  EXPECT_NE(error.find("version 2"), std::string::npos) << error;
+}
+
+TEST(LrFormat, RejectsInconsistentLayers) {
+  struct Case {
+    const char* what;
+    std::vector<uint8_t> bytes;
+  };
+  const std::vector<Case> cases = {
+      {"pattern id beyond table",
+       LrBuilder().Header(1, 1).Layer(0, 1, 1, 3, 3, 1, {kT}, 4, {1}).bytes()},
+      {"mask with wrong cell count",
+       LrBuilder().Header(1, 1).Layer(0, 1, 1, 3, 3, 1, {0x7u}, 4, {0}).bytes()},
+      {"mask outside kernel",
+       LrBuilder().Header(1, 1).Layer(0, 1, 1, 3, 3, 1, {kT | (1u << 9)}, 5, {0}).bytes()},
+      {"zero channels",
+       LrBuilder().Header(1, 1).Layer(0, 1, 0, 3, 3, 1, {kT}, 4, {}).bytes()},
+      {"kernel too large",
+       LrBuilder().Header(1, 1).Layer(0, 1, 1, 7, 7, 1, {kT}, 4, {0}).bytes()},
+      {"no patterns",
+       LrBuilder().Header(1, 1).Layer(0, 1, 1, 3, 3, 1, {}, 4, {kRemovedKernel}).bytes()},
+      {"operator twice",
+       LrBuilder().Header(1, 2)
+           .Layer(5, 1, 1, 3, 3, 1, {kT}, 4, {0})
+           .Layer(5, 2, 1, 3, 3, 1, {kT}, 4, {0}).bytes()},
+      {"huge layer count", LrBuilder().Header(1, 0xFFFFFFFFu).bytes()},
+      {"huge channel count",
+       LrBuilder().Header(1, 1).Layer(0, 1, 0x7FFFFFFFu, 3, 3, 0x7FFFFFFFu, {kT}, 4, {}).bytes()},
+  };
+  for (const Case& c : cases) {
+    LayerwiseRepresentation lr;
+    std::string error;
+    EXPECT_FALSE(Parse(c.bytes, &lr, &error)) << c.what;
+    EXPECT_FALSE(error.empty()) << c.what;
+  }
+}
+
+TEST(LrFormat, NullBufferIsAnError) {
+  LayerwiseRepresentation lr;
+  std::string error;
+  EXPECT_FALSE(ParseLayerwiseRepresentation(nullptr, 0, &lr, &error));
+}
+
+}  // namespace
+}  // namespace cocopie

@@ -1,0 +1,15 @@
+// The kernel that replaces one connected group of claimed CONV_2D nodes.
+#ifndef COCOPIE_DELEGATE_PARTITION_KERNEL_H_
+#define COCOPIE_DELEGATE_PARTITION_KERNEL_H_
+
+#include "delegate/tflite_abi.h"
+
+namespace cocopie {
+
+// init/free/prepare/invoke for the runtime; `custom_name` is what
+// Interpreter._get_ops_details() shows for our partitions.
+TfLiteRegistration PartitionKernelRegistration();
+
+}  // namespace cocopie
+
+#endif  // COCOPIE_DELEGATE_PARTITION_KERNEL_H_

@@ -1,0 +1,108 @@
+#include "delegate/pattern_conv.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace cocopie {
+
+bool ComputeConvGeometry(Padding padding, ConvGeometry* g, std::string* error) {
+  const int eff_h = (g->kernel_h - 1) * g->dilation_h + 1;
+  const int eff_w = (g->kernel_w - 1) * g->dilation_w + 1;
+  if (padding == Padding::kSame) {
+    g->out_h = (g->in_h + g->stride_h - 1) / g->stride_h;
+    g->out_w = (g->in_w + g->stride_w - 1) / g->stride_w;
+  } else {
+    g->out_h = g->in_h >= eff_h ? (g->in_h - eff_h) / g->stride_h + 1 : 0;
+    g->out_w = g->in_w >= eff_w ? (g->in_w - eff_w) / g->stride_w + 1 : 0;
+  }
+  if (g->out_h <= 0 || g->out_w <= 0) {
+    *error = "input " + std::to_string(g->in_h) + "x" + std::to_string(g->in_w) +
+             " is smaller than the kernel's extent";
+    return false;
+  }
+  // SAME pads the total evenly, the odd pixel going to the bottom/right.
+  const int pad_h = std::max((g->out_h - 1) * g->stride_h + eff_h - g->in_h, 0);
+  const int pad_w = std::max((g->out_w - 1) * g->stride_w + eff_w - g->in_w, 0);
+  g->pad_top = padding == Padding::kSame ? pad_h / 2 : 0;
+  g->pad_left = padding == Padding::kSame ? pad_w / 2 : 0;
+  return true;
+}
+
+std::vector<int> MaskCells(uint32_t mask) {
+  std::vector<int> cells;
+  for (int cell = 0; cell < 32; ++cell) {
+    if (mask & (1u << cell)) cells.push_back(cell);
+  }
+  return cells;
+}
+
+PackedPatternWeights PackPatternWeights(const LrLayer& layer,
+                                        const float* filter_ohwi,
+                                        const float* bias) {
+  PackedPatternWeights w;
+  w.out_c = layer.out_channels;
+  w.in_c = layer.in_channels;
+  w.kernel_h = layer.kernel_h;
+  w.kernel_w = layer.kernel_w;
+  w.entries = layer.entries_per_pattern;
+  w.pattern_masks = layer.pattern_masks;
+  w.bias.assign(w.out_c, 0.0f);
+  if (bias != nullptr) w.bias.assign(bias, bias + w.out_c);
+
+  std::vector<std::vector<int>> cells_of;
+  for (uint32_t mask : layer.pattern_masks) cells_of.push_back(MaskCells(mask));
+
+  const int cells = w.kernel_h * w.kernel_w;
+  w.kernel_begin.reserve(w.out_c + 1);
+  for (int co = 0; co < w.out_c; ++co) {
+    w.kernel_begin.push_back(static_cast<int32_t>(w.in_channel.size()));
+    for (int ci = 0; ci < w.in_c; ++ci) {
+      const uint8_t id = layer.PatternOf(co, ci);
+      if (id == kRemovedKernel) continue;
+      w.in_channel.push_back(ci);
+      w.pattern.push_back(id);
+      for (int cell : cells_of[id]) {
+        // OHWI: [co][r][c][ci], cell = r * kernel_w + c.
+        const size_t index =
+            (static_cast<size_t>(co) * cells + cell) * w.in_c + ci;
+        w.weights.push_back(filter_ohwi[index]);
+      }
+    }
+  }
+  w.kernel_begin.push_back(static_cast<int32_t>(w.in_channel.size()));
+  return w;
+}
+
+void PatternConvReference(const ConvGeometry& g, const PackedPatternWeights& w,
+                          const float* input, float* output) {
+  assert(g.in_c == w.in_c && g.out_c == w.out_c);
+  std::vector<std::vector<int>> cells_of;
+  for (uint32_t mask : w.pattern_masks) cells_of.push_back(MaskCells(mask));
+  for (int n = 0; n < g.batch; ++n) {
+    const float* in_image = input + static_cast<size_t>(n) * g.in_h * g.in_w * g.in_c;
+    for (int oh = 0; oh < g.out_h; ++oh) {
+      for (int ow = 0; ow < g.out_w; ++ow) {
+        float* out = output +
+                     ((static_cast<size_t>(n) * g.out_h + oh) * g.out_w + ow) * g.out_c;
+        for (int co = 0; co < g.out_c; ++co) {
+          float acc = w.bias[co];
+          for (int k = w.kernel_begin[co]; k < w.kernel_begin[co + 1]; ++k) {
+            const std::vector<int>& cells = cells_of[w.pattern[k]];
+            for (int e = 0; e < w.entries; ++e) {
+              const int r = cells[e] / w.kernel_w, c = cells[e] % w.kernel_w;
+              const int ih = oh * g.stride_h - g.pad_top + r * g.dilation_h;
+              const int iw = ow * g.stride_w - g.pad_left + c * g.dilation_w;
+              if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) continue;
+              acc += w.weights[static_cast<size_t>(k) * w.entries + e] *
+                     in_image[(static_cast<size_t>(ih) * g.in_w + iw) * g.in_c +
+                              w.in_channel[k]];
+            }
+          }
+          out[co] = std::min(std::max(acc, g.act_min), g.act_max);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace cocopie

@@ -1,0 +1,108 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from cocopie_keras import benchmark  # noqa: E402
+from cocopie_keras import delegate  # noqa: E402
+from cocopie_keras import patterns  # noqa: E402
+from cocopie_keras import pruning  # noqa: E402
+from cocopie_keras.converter import conversion as convert_lib  # noqa: E402
+from cocopie_keras.converter import lr  # noqa: E402
+
+
+def small_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((9, 9, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(5, 3, strides=2)(x)
+    x = keras.layers.Conv2D(4, 1)(x)  # 1x1: never in the LR
+    return keras.Model(inputs, x)
+
+
+def plain_tflite(model):
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def test_pruned_model_gets_an_lr_and_same_outputs_on_stock_litert():
+    model = small_model()
+    pruning.prune_model(model, connectivity_rate=0.25)
+    data = convert_lib.convert(model)
+    layers = convert_lib.read_lr(data)
+    assert [layer.op_index for layer in layers] == [0, 1]
+    assert convert_lib.check_lr(data) == []
+    x = np.random.default_rng(0).normal(size=(1, 9, 9, 3)).astype("float32")
+    with_lr = benchmark.run(delegate.make_interpreter(data, use_delegate=False), x)
+    without = benchmark.run(
+        delegate.make_interpreter(plain_tflite(model), use_delegate=False), x
+    )
+    np.testing.assert_array_equal(with_lr, without)
+    np.testing.assert_allclose(with_lr, model(x).numpy(), atol=1e-5)
+
+
+def test_patterns_are_read_from_weights_pruned_by_another_tool():
+    model = small_model(1)
+    conv = model.layers[1]
+    kernel = conv.kernel.numpy()
+    # Another tool's pruning: keep an arbitrary 4-cell shape per kernel.
+    mask = np.zeros_like(kernel, dtype=bool)
+    mask[0, 0] = mask[0, 2] = mask[2, 0] = mask[2, 2] = True  # four corners
+    conv.kernel.assign(kernel * mask)
+    data = convert_lib.convert(model)
+    (layer,) = convert_lib.read_lr(data)
+    assert layer.op_index == 0
+    np.testing.assert_array_equal(layer.kept_mask_ohwi(), np.transpose(mask, (3, 0, 1, 2)))
+    assert convert_lib.check_lr(data) == []
+
+
+def test_pool_given_by_the_pruning_api_is_used():
+    model = small_model(2)
+    pool = patterns.default_pattern_pool()[2:6]
+    pruning.prune_model(model, pattern_pool=pool)
+    layers = convert_lib.read_lr(convert_lib.convert(model, pattern_pool=pool))
+    for layer in layers:
+        np.testing.assert_array_equal(layer.pattern_masks, pool)
+
+
+def test_dense_model_has_an_empty_lr():
+    data = convert_lib.convert(small_model())
+    assert convert_lib.read_lr(data) == []
+
+
+def test_annotating_twice_keeps_one_lr_entry():
+    model = small_model()
+    pruning.prune_model(model)
+    once = convert_lib.convert(model)
+    twice = convert_lib.annotate(once)
+    assert len(twice) == len(once)
+    assert len(convert_lib.read_lr(twice)) == 2
+
+
+def test_file_without_lr_reads_as_none():
+    assert convert_lib.read_lr(plain_tflite(small_model())) is None
+
+
+def test_check_lr_reports_weights_that_break_the_patterns():
+    model = small_model()
+    pruning.prune_model(model)
+    data = convert_lib.convert(model)
+    layers = convert_lib.read_lr(data)
+    ids = layers[0].kernel_pattern
+    kept = ids != lr.REMOVED_KERNEL
+    ids[kept] = (ids[kept] + 1) % len(layers[0].pattern_masks)
+    problems = convert_lib.check_lr(convert_lib.write_lr(data, layers))
+    assert len(problems) == 1 and "operator 0" in problems[0]
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(TypeError, match="Expected a keras.Model"):
+        convert_lib.convert("model.keras")
+    unbuilt = keras.Sequential([keras.layers.Conv2D(2, 3)])
+    with pytest.raises(ValueError, match="built"):
+        convert_lib.convert(unbuilt)
+    with pytest.raises(ValueError, match="TFL3"):
+        convert_lib.read_lr(b"not a flatbuffer at all")

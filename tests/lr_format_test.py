@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from cocopie_keras import patterns
+from cocopie_keras.converter import lr
+
+
+def sample_layers():
+    pool = patterns.default_pattern_pool()
+    ids = np.array([[0, 3, lr.REMOVED_KERNEL], [7, 1, 2]], dtype=np.uint8)
+    return [lr.LRLayer(4, 11, pool, ids), lr.LRLayer(9, 2, pool[:2], np.zeros((1, 1), np.uint8))]
+
+
+def test_round_trip():
+    layers = sample_layers()
+    decoded = lr.decode(lr.encode(layers))
+    assert len(decoded) == 2
+    for a, b in zip(layers, decoded):
+        assert (a.op_index, a.filter_tensor) == (b.op_index, b.filter_tensor)
+        np.testing.assert_array_equal(a.pattern_masks, b.pattern_masks)
+        np.testing.assert_array_equal(a.kernel_pattern, b.kernel_pattern)
+
+
+def test_kept_mask_is_in_ohwi_layout():
+    layer = sample_layers()[0]
+    mask = layer.kept_mask_ohwi()
+    assert mask.shape == (2, 3, 3, 3)
+    assert not mask[0, :, :, 2].any()  # removed kernel
+    np.testing.assert_array_equal(mask[1, :, :, 0], layer.pattern_masks[7])
+
+
+def test_every_truncation_is_an_error():
+    data = lr.encode(sample_layers())
+    for n in range(len(data)):
+        with pytest.raises(lr.LRFormatError):
+            lr.decode(data[:n])
+
+
+def test_inconsistent_bytes_are_errors():
+    data = bytearray(lr.encode(sample_layers()))
+    with pytest.raises(lr.LRFormatError, match="trailing"):
+        lr.decode(bytes(data) + b"\0")
+    bad_magic = b"XPLR" + bytes(data[4:])
+    with pytest.raises(lr.LRFormatError, match="magic"):
+        lr.decode(bad_magic)
+    bad_version = bytes(data[:4]) + (7).to_bytes(4, "little") + bytes(data[8:])
+    with pytest.raises(lr.LRFormatError, match="version 7"):
+        lr.decode(bad_version)
+    bad_id = bytearray(data)
+    # First layer's ids start after 12-byte header, 24-byte layer header and
+    # 8 masks of 4 bytes.
+    bad_id[12 + 24 + 32] = 8
+    with pytest.raises(lr.LRFormatError, match="pattern id"):
+        lr.decode(bytes(bad_id))
