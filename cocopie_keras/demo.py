@@ -148,7 +148,7 @@ def format_table(summary):
         ("3x3 conv weight density", f"{summary['conv_weight_density']:.3f}"),
         (".tflite bytes dense / pruned",
          f"{summary['tflite_bytes_dense']} / {summary['tflite_bytes_pruned']}"),
-        ("convs in LR / delegated partitions",
+        ("3x3 convs in LR / delegated",
          f"{summary['lr_layers']} / {summary['delegated_nodes']}"),
         (f"latency ms, batch 1, {summary['threads']} thread(s): stock",
          f"{summary['latency_ms_stock']:.3f}"),
