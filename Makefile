@@ -13,6 +13,12 @@ DELEGATE_HDRS := $(wildcard delegate/*.h)
 DELEGATE_TESTS := $(wildcard delegate/*_test.cc)
 DELEGATE_LIB := cocopie_keras/libcocopie_delegate.so
 CXXFLAGS_TEST := -std=c++17 -O1 -g -I. -fsanitize=address,undefined -fno-omit-frame-pointer
+REQUIREMENTS := $(sort $(wildcard requirements*.txt))
+
+# Test steps run by `make test` before the Python tests; fragments in mk/
+# (one per topic: benchmarks, arm64, ...) add theirs with `TEST_STEPS += ...`.
+TEST_STEPS := test-cc bazel
+-include mk/*.mk
 
 .PHONY: all install demo test test-cc test-python bazel clean
 
@@ -30,10 +36,10 @@ $(OUT)/.apt-stamp:
 	fi
 	@touch $@
 
-$(VENV)/.deps-stamp: requirements.txt | $(OUT)/.apt-stamp
+$(VENV)/.deps-stamp: $(REQUIREMENTS) | $(OUT)/.apt-stamp
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q $(addprefix -r ,$(REQUIREMENTS))
 	@touch $@
 
 # The delegate library is built by setup.py (the same path `pip install .`
@@ -48,7 +54,8 @@ install: $(DELEGATE_LIB)
 demo: install
 	$(VENV)/bin/cocopie demo --out $(OUT)/demo
 
-test: test-cc bazel test-python
+# Python tests last: their closing line is the run's summary.
+test: $(TEST_STEPS) test-python
 
 # --- pieces ----------------------------------------------------------------------
 # Kernel and LR-parser unit tests, under AddressSanitizer + UBSan.

@@ -9,7 +9,7 @@ compiler machinery so that ``pip install .`` and ``pip install -e .`` both put
 import glob
 import os
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -66,7 +66,8 @@ setup(
         "pattern-specialized kernels"
     ),
     python_requires=">=3.10",
-    packages=["cocopie_keras", "cocopie_keras.converter"],
+    packages=find_packages(include=["cocopie_keras", "cocopie_keras.*"])
+    + ["cocopie_keras.converter"],
     package_dir={"cocopie_keras.converter": "converter"},
     ext_modules=[delegate],
     cmdclass={"build_ext": BuildDelegate},

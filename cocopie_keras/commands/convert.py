@@ -1,0 +1,23 @@
+"""cocopie convert: a saved .keras model to .tflite with the pattern LR."""
+
+NAME = "convert"
+HELP = "convert a .keras model to .tflite with the LR"
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="path of a .keras file")
+    parser.add_argument("-o", "--output", required=True, help=".tflite path to write")
+
+
+def run(args):
+    import keras
+
+    from cocopie_keras import converter
+
+    model = keras.saving.load_model(args.model, compile=False)
+    data = converter.convert(model)
+    with open(args.output, "wb") as f:
+        f.write(data)
+    layers = converter.read_lr(data) or []
+    print(f"wrote {args.output}: {len(data)} bytes, {len(layers)} pattern convs in the LR")
+    return 0
