@@ -17,10 +17,10 @@ REQUIREMENTS := $(sort $(wildcard requirements*.txt))
 
 # Test steps run by `make test` before the Python tests; fragments in mk/
 # (one per topic: benchmarks, arm64, ...) add theirs with `TEST_STEPS += ...`.
-TEST_STEPS := test-cc bazel
+TEST_STEPS := test-cc test-asan bazel
 -include mk/*.mk
 
-.PHONY: all install demo test test-cc test-python bazel clean
+.PHONY: all install demo test test-cc test-asan test-python bazel clean
 
 all: install
 
@@ -65,6 +65,21 @@ $(OUT)/cc_tests: $(DELEGATE_SRCS) $(DELEGATE_HDRS) $(DELEGATE_TESTS) | $(OUT)/.a
 
 test-cc: $(OUT)/cc_tests
 	$(OUT)/cc_tests --gtest_brief=1
+
+# The delegate built with ASan + UBSan, loaded into the real runtimes (LiteRT
+# and tf.lite) by the delegate tests. --capture=sys keeps a sanitizer report
+# (written to fd 2 just before the process aborts) visible.
+ASAN_LIB := $(OUT)/libcocopie_delegate_asan.so
+$(ASAN_LIB): $(DELEGATE_SRCS) $(DELEGATE_HDRS) | $(OUT)/.apt-stamp
+	g++ $(CXXFLAGS_TEST) -fPIC -shared -fvisibility=hidden $(DELEGATE_SRCS) -o $@ \
+	  -lhwy -lpthreadpool -lpthread
+
+test-asan: $(ASAN_LIB) install
+	LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	COCOPIE_DELEGATE_LIBRARY=$(CURDIR)/$(ASAN_LIB) \
+	  $(PY) -m pytest -q --capture=sys -p no:cacheprovider \
+	  tests/delegate_conv_test.py tests/delegate_refusal_test.py
 
 test-python: install
 	$(PY) -m pytest -q

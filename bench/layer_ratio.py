@@ -1,12 +1,13 @@
 """Single-layer speed ratio: LiteRT+XNNPACK (dense kernels) vs the cocopie
 delegate on the same pattern-pruned 3×3 convolution, measured in one run.
 
-Shapes come from real networks (VGG-16 / ResNet at 56×56 and 28×28, MNIST
-demo layers). Prints one row per layer and the ratio stock/delegate (> 1 means
-the delegate is faster). Timing is never asserted in tests; this is the place
-to read speed from.
+Shapes come from real networks (VGG-16 and ResNet-50 at 224×224 inputs, the
+MNIST demo). Prints per layer the median times, the ratio stock/cocopie (> 1:
+the delegate is faster) and the delegate's GFLOP/s on the MACs it must do
+(kept weights). Timing is never asserted in tests; this is where to read it.
 
-    .venv/bin/python bench/layer_ratio.py [--threads 1] [--repeat 30]
+    .venv/bin/python bench/layer_ratio.py [--threads 2] [--repeat 20]
+        [--connectivity-rate 0.72] [--free-patterns] [--kernel auto|block|rows]
 """
 
 import argparse
@@ -17,41 +18,64 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cocopie_keras import benchmark, converter, delegate, pruning  # noqa: E402
+from cocopie_keras import benchmark, codesign, converter, delegate, patterns  # noqa: E402
 
 # (name, H, W, Cin, Cout, stride)
 LAYERS = [
-    ("mnist_conv2", 28, 28, 16, 32, 1),
     ("mnist_conv4", 14, 14, 64, 64, 1),
-    ("resnet_56x56x64", 56, 56, 64, 64, 1),
-    ("vgg_56x56x256", 56, 56, 256, 256, 1),
-    ("vgg_28x28x512", 28, 28, 512, 512, 1),
-    ("resnet_s2_56to28", 56, 56, 128, 128, 2),
+    ("resnet50_56x56x64", 56, 56, 64, 64, 1),
+    ("resnet50_14x14x256", 14, 14, 256, 256, 1),
+    ("vgg16_56x56x256", 56, 56, 256, 256, 1),
+    ("vgg16_28x28x512", 28, 28, 512, 512, 1),
+    ("vgg16_14x14x512", 14, 14, 512, 512, 1),
+    ("resnet_s2_56to28x128", 56, 56, 128, 128, 2),
 ]
+
+
+def pruned_layer(h, w, cin, cout, stride, rate, free_patterns):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((h, w, cin)),
+        keras.layers.Conv2D(cout, 3, strides=stride, padding="same", activation="relu"),
+    ])
+    conv = model.layers[0]
+    kernel = conv.kernel.numpy()
+    if free_patterns:
+        projection = patterns.project_kernel(kernel, connectivity_rate=rate)
+    else:
+        projection = codesign.project_kernel_grouped(kernel, connectivity_rate=rate)
+    conv.kernel.assign(kernel * projection.mask)
+    kept_macs = int(projection.mask.sum()) * (-(-h // stride)) * (-(-w // stride))
+    return model, kept_macs
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--connectivity-rate", type=float, default=0.0)
+    parser.add_argument("--free-patterns", action="store_true",
+                        help="any pattern per kernel (no channel-block sharing)")
+    parser.add_argument("--kernel", default="auto", choices=["auto", "block", "rows"])
     args = parser.parse_args()
-    print(f"{'layer':<20} {'stock ms':>9} {'cocopie ms':>11} {'stock/cocopie':>14}   "
-          f"(threads={args.threads}, target={delegate.simd_target()})")
+    print(f"threads={args.threads} target={delegate.simd_target()} kernel={args.kernel} "
+          f"connectivity={args.connectivity_rate} "
+          f"patterns={'free' if args.free_patterns else 'shared per 32 channels'}")
+    print(f"{'layer':<22} {'xnnpack ms':>10} {'cocopie ms':>11} {'speedup':>8} "
+          f"{'GFLOP/s kept':>13}")
     for name, h, w, cin, cout, stride in LAYERS:
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([
-            keras.Input((h, w, cin)),
-            keras.layers.Conv2D(cout, 3, strides=stride, padding="same", activation="relu"),
-        ])
-        pruning.prune_model(model, connectivity_rate=args.connectivity_rate)
+        model, kept_macs = pruned_layer(h, w, cin, cout, stride, args.connectivity_rate,
+                                        args.free_patterns)
         data = converter.convert(model)
         x = np.random.default_rng(0).random((1, h, w, cin), dtype=np.float32)
         stock = delegate.make_interpreter(data, use_delegate=False, num_threads=args.threads)
-        ours = delegate.make_interpreter(data, num_threads=args.threads)
+        ours = delegate.make_interpreter(data, num_threads=args.threads, kernel=args.kernel)
+        assert delegate.delegated_node_count(ours) == 1
         t_stock, _ = benchmark.median_latency_ms(stock, x, repeats=args.repeat)
         t_ours, _ = benchmark.median_latency_ms(ours, x, repeats=args.repeat)
-        print(f"{name:<20} {t_stock:>9.3f} {t_ours:>11.3f} {t_stock / t_ours:>14.2f}")
+        gflops = 2 * kept_macs / (t_ours * 1e6)
+        print(f"{name:<22} {t_stock:>10.3f} {t_ours:>11.3f} {t_stock / t_ours:>8.2f} "
+              f"{gflops:>13.1f}")
 
 
 if __name__ == "__main__":

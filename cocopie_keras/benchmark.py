@@ -36,11 +36,32 @@ def median_latency_ms(interpreter, x, warmup=5, repeats=30):
     """
     set_batch(interpreter, x.shape)
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    times = latency_samples_ms(interpreter.invoke, warmup=warmup, repeats=repeats)
+    return float(np.median(times)), tuple(np.percentile(times, [10, 90]).tolist())
+
+
+def latency_samples_ms(call, warmup=5, repeats=30):
+    """Wall times in ms of ``repeats`` calls of ``call()`` after ``warmup`` calls.
+
+    The runtime-neutral form of ``median_latency_ms``: ``call`` is any
+    zero-argument function doing one inference (the benchmark harness times
+    LiteRT, ONNX Runtime, MNN and TVM through it alike).
+
+    Example:
+
+    >>> times = latency_samples_ms(lambda: run(interpreter, x), repeats=20)
+    >>> float(np.median(times))
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(
+            "Expected repeats >= 1 and warmup >= 0. "
+            f"Received: repeats={repeats}, warmup={warmup}"
+        )
     for _ in range(warmup):
-        interpreter.invoke()
+        call()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        interpreter.invoke()
+        call()
         times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times)), tuple(np.percentile(times, [10, 90]).tolist())
+    return times

@@ -5,13 +5,27 @@ import os
 LIBRARY_NAME = "libcocopie_delegate.so"
 
 
+LIBRARY_ENV = "COCOPIE_DELEGATE_LIBRARY"
+
+
 def delegate_library_path():
     """Absolute path of the delegate shared library shipped in the package.
 
+    The environment variable ``COCOPIE_DELEGATE_LIBRARY`` selects another build
+    of the same library (e.g. the sanitizer build ``make test-asan`` uses).
+
     Raises:
         FileNotFoundError: if the package was installed without building the
-            delegate (e.g. copied from a source tree).
+            delegate (e.g. copied from a source tree), or the variable names a
+            missing file.
     """
+    override = os.environ.get(LIBRARY_ENV)
+    if override:
+        if not os.path.exists(override):
+            raise FileNotFoundError(
+                f"{LIBRARY_ENV} names {override!r}, which does not exist."
+            )
+        return os.path.abspath(override)
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), LIBRARY_NAME)
     if not os.path.exists(path):
         raise FileNotFoundError(

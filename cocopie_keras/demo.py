@@ -47,8 +47,32 @@ def build_cnn():
     )
 
 
+def prune_for_delegate(model, connectivity_rate, group_size):
+    """Pattern + connectivity pruning of every 3×3 Conv2D, in place.
+
+    ``group_size`` consecutive output channels share one pattern per input
+    channel (``cocopie_keras.codesign``): 32 matches the delegate's block
+    kernel exactly; 1 lets every kernel pick its own pattern.
+
+    Returns:
+        ``{layer name: KernelProjection}`` for ``PatternMaskCallback``.
+    """
+    from cocopie_keras import codesign
+    from cocopie_keras import pruning
+
+    projections = {}
+    for layer in pruning.prunable_conv_layers(model):
+        kernel = layer.kernel.numpy()
+        rate = connectivity_rate if kernel.shape[2] > 1 else 0.0
+        projection = codesign.project_kernel_grouped(
+            kernel, connectivity_rate=rate, group_size=group_size)
+        layer.kernel.assign(kernel * projection.mask)
+        projections[layer.name] = projection
+    return projections
+
+
 def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
-             connectivity_rate=0.3, threads=1, verbose=1):
+             connectivity_rate=0.3, threads=1, verbose=1, group_size=32):
     """Runs the whole path and writes ``summary.json`` into ``out_dir``.
 
     Returns:
@@ -83,8 +107,7 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
     timings["train_dense_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    projections = pruning.prune_model(model, connectivity_rate=connectivity_rate,
-                                      skip_first_conv=False)
+    projections = prune_for_delegate(model, connectivity_rate, group_size)
     one_shot_accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
     compile_model(model)  # fresh optimizer state for fine-tuning
     model.fit(x_train, y_train, batch_size=64, epochs=finetune_epochs,
@@ -116,6 +139,7 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
         "tflite_accuracy_delegate": float(np.mean(ours_out.argmax(1) == y_test)),
         "conv_weight_density": pruning.conv_weight_density(model),
         "pruned_layers": len(projections),
+        "pattern_group_size": group_size,
         "lr_layers": len(converter.read_lr(pruned_tflite) or []),
         "tflite_bytes_dense": len(dense_tflite),
         "tflite_bytes_pruned": len(pruned_tflite),

@@ -111,17 +111,197 @@ class KernelProjection:
         return float(self.mask.mean())
 
 
-def project_kernel(kernel, pool=None, connectivity_rate=0.0):
+def check_entries(kernel_size, entries):
+    """Raises ``ValueError`` unless a ``kernel_size`` kernel can keep
+    ``entries`` cells as a proper pattern (``1 <= entries < kh*kw``)."""
+    kh, kw = (int(v) for v in kernel_size)
+    if kh < 1 or kw < 1:
+        raise ValueError(f"Expected a positive kernel size. Received: kernel_size={(kh, kw)}")
+    if not 1 <= int(entries) < kh * kw:
+        raise ValueError(
+            f"Expected a kernel with more cells than pattern entries. Received: "
+            f"kernel_size={(kh, kw)} ({kh * kw} cells), entries={entries}"
+        )
+
+
+def _cells_by_distance(kernel_size):
+    """Flat cell indices ordered by distance to the kernel centre (stable)."""
+    kh, kw = kernel_size
+    rows, cols = np.divmod(np.arange(kh * kw), kw)
+    return np.argsort(np.hypot(rows - (kh - 1) / 2, cols - (kw - 1) / 2), kind="stable")
+
+
+def fixed_pattern_pool(kernel_size=(3, 3), entries=4, num_patterns=8):
+    """A data-independent pool of compact patterns for any ``kh×kw`` kernel.
+
+    For 3×3 kernels with 4 entries and 8 patterns this is
+    ``default_pattern_pool()``. Otherwise the patterns are the most compact
+    (smallest summed distance to the centre) sets of ``entries`` cells that
+    contain the centre cell.
+
+    Args:
+        kernel_size: ``(kh, kw)``.
+        entries: cells each pattern keeps.
+        num_patterns: pool size ``K``.
+
+    Returns:
+        bool array ``(K', kh, kw)`` with ``K' <= num_patterns`` (fewer only
+        when the kernel has fewer distinct patterns).
+
+    Example:
+
+    >>> fixed_pattern_pool((5, 5), entries=9, num_patterns=4).shape
+    (4, 5, 5)
+    """
+    kernel_size = tuple(int(v) for v in kernel_size)
+    check_entries(kernel_size, entries)
+    if num_patterns < 1:
+        raise ValueError(f"Expected num_patterns >= 1. Received: num_patterns={num_patterns}")
+    if kernel_size == (3, 3) and entries == 4 and num_patterns == 8:
+        return default_pattern_pool()
+    import itertools
+    import math
+
+    kh, kw = kernel_size
+    order = _cells_by_distance(kernel_size)
+    rows, cols = np.divmod(np.arange(kh * kw), kw)
+    distance = np.hypot(rows - (kh - 1) / 2, cols - (kw - 1) / 2)
+    centre, others = order[0], order[1:]
+    # Widen the candidate neighbourhood only as far as needed for K shapes,
+    # so the enumeration stays small for large kernels.
+    reach = entries - 1
+    while reach < len(others) and math.comb(reach, entries - 1) < num_patterns:
+        reach += 1
+    candidates = []
+    for combo in itertools.combinations(others[:reach], entries - 1):
+        cells = (centre,) + combo
+        candidates.append((float(distance[list(cells)].sum()), sorted(cells)))
+    candidates.sort(key=lambda item: (item[0], item[1]))
+    pool = np.zeros((min(num_patterns, len(candidates)), kh * kw), dtype=bool)
+    for index, (_, cells) in enumerate(candidates[: len(pool)]):
+        pool[index, cells] = True
+    return pool.reshape(-1, kh, kw)
+
+
+def design_pattern_pool(kernels, num_patterns=8, entries=4):
+    """Builds a pool from trained kernels, PatDNN style.
+
+    Every kernel votes for the shape made of its centre cell and its
+    ``entries - 1`` strongest other cells (by magnitude); the ``num_patterns``
+    most frequent shapes form the pool. Ties are broken deterministically.
+
+    Args:
+        kernels: one array ``(kh, kw, in, out)`` or a list of them, all with
+            the same ``kh, kw``.
+        num_patterns: pool size ``K``.
+        entries: cells each pattern keeps.
+
+    Returns:
+        bool array ``(K', kh, kw)``; when the kernels vote for fewer than ``K``
+        shapes the pool is completed from ``fixed_pattern_pool``.
+
+    Example:
+
+    >>> pool = design_pattern_pool([layer.kernel.numpy() for layer in convs])
+    """
+    if isinstance(kernels, np.ndarray) and kernels.ndim == 4:
+        kernels = [kernels]
+    kernels = [np.asarray(k) for k in kernels]
+    if not kernels or any(k.ndim != 4 for k in kernels):
+        raise ValueError(
+            "Expected one or more kernels of shape (kh, kw, in, out). "
+            f"Received: shapes={[k.shape for k in kernels]}"
+        )
+    kernel_size = kernels[0].shape[:2]
+    if any(k.shape[:2] != kernel_size for k in kernels):
+        raise ValueError(
+            "Expected kernels of one size. "
+            f"Received: sizes={sorted({k.shape[:2] for k in kernels})}"
+        )
+    check_entries(kernel_size, entries)
+    kh, kw = kernel_size
+    centre = _cells_by_distance(kernel_size)[0]
+    votes = []
+    for kernel in kernels:
+        strength = np.abs(kernel.astype(np.float64)).reshape(kh * kw, -1).T
+        strength[:, centre] = np.inf  # the centre is always kept
+        # Stable sort on the negated strength: ties go to the lower cell index.
+        top = np.argsort(-strength, axis=1, kind="stable")[:, :entries]
+        shapes = np.zeros(strength.shape, dtype=bool)
+        np.put_along_axis(shapes, top, True, axis=1)
+        votes.append(shapes)
+    shapes, counts = np.unique(np.concatenate(votes), axis=0, return_counts=True)
+    ranked = shapes[np.lexsort((np.arange(len(counts)), -counts))][:num_patterns]
+    pool = list(ranked)
+    if len(pool) < num_patterns:
+        seen = {p.tobytes() for p in pool}
+        for extra in fixed_pattern_pool(kernel_size, entries, num_patterns).reshape(-1, kh * kw):
+            if len(pool) == num_patterns:
+                break
+            if extra.tobytes() not in seen:
+                seen.add(extra.tobytes())
+                pool.append(extra)
+    return np.stack(pool).reshape(-1, kh, kw).astype(bool)
+
+
+def assign_patterns(kernel, pool):
+    """Pattern projection alone: the best pattern of ``pool`` per kernel.
+
+    Args:
+        kernel: array ``(kh, kw, in, out)``.
+        pool: bool ``(P, kh, kw)``.
+
+    Returns:
+        ``(ids, retained)``: int ``(in*out,)`` pattern index per kernel and the
+        float64 squared L2 norm that pattern keeps.
+    """
+    kh, kw = kernel.shape[:2]
+    squares = np.square(kernel.astype(np.float64)).reshape(kh * kw, -1)
+    retained = pool.reshape(len(pool), kh * kw).astype(np.float64) @ squares
+    ids = np.argmax(retained, axis=0)
+    return ids, retained[ids, np.arange(ids.size)]
+
+
+def connectivity_keep(scores, connectivity_rate):
+    """Connectivity projection alone: which kernels survive.
+
+    Removes ``floor(rate * n)`` of the ``n`` kernels, those with the smallest
+    ``scores`` (stable: on ties the lower index is removed first).
+
+    Returns:
+        bool ``(n,)``, True for kept kernels.
+    """
+    _check_rate(connectivity_rate)
+    keep = np.ones(scores.size, dtype=bool)
+    num_removed = int(np.floor(connectivity_rate * scores.size))
+    if num_removed:
+        keep[np.argsort(scores, kind="stable")[:num_removed]] = False
+    return keep
+
+
+def _check_rate(connectivity_rate):
+    if not 0.0 <= connectivity_rate < 1.0:
+        raise ValueError(
+            "Expected connectivity_rate in [0, 1). "
+            f"Received: connectivity_rate={connectivity_rate}"
+        )
+
+
+def project_kernel(kernel, pool=None, connectivity_rate=0.0, pattern=True):
     """Projects a conv kernel onto a pattern pool (+ connectivity pruning).
 
     For every ``(in, out)`` kernel the pattern keeping the largest sum of
     squared weights is chosen; then the fraction ``connectivity_rate`` of the
-    layer's kernels with the smallest retained norm is removed.
+    layer's kernels with the smallest retained norm is removed. The two
+    projections compose: ``pattern=False`` applies connectivity pruning alone
+    (kernels ranked by their full norm; the pool is one all-ones pattern).
 
     Args:
-        kernel: array ``(kh, kw, in, out)`` (Keras Conv2D layout).
+        kernel: array ``(kh, kw, in, out)`` (Keras Conv2D layout; also the
+            DepthwiseConv2D layout ``(kh, kw, in, multiplier)``).
         pool: bool ``(P, kh, kw)``; default ``default_pattern_pool()``.
         connectivity_rate: fraction of kernels to remove, in ``[0, 1)``.
+        pattern: apply the pattern projection.
 
     Returns:
         A ``KernelProjection``.
@@ -129,29 +309,23 @@ def project_kernel(kernel, pool=None, connectivity_rate=0.0):
     Raises:
         ValueError: on shape mismatches or a rate outside ``[0, 1)``.
     """
-    pool = validate_pattern_pool(default_pattern_pool() if pool is None else pool)
     kernel = np.asarray(kernel)
+    if not pattern:
+        if kernel.ndim != 4:
+            raise ValueError(
+                f"Expected a kernel of shape (kh, kw, in, out). Received: shape={kernel.shape}"
+            )
+        pool = np.ones((1,) + kernel.shape[:2], dtype=bool)
+    pool = validate_pattern_pool(default_pattern_pool() if pool is None else pool)
     if kernel.ndim != 4 or kernel.shape[:2] != pool.shape[1:]:
         raise ValueError(
             f"Expected a kernel of shape ({pool.shape[1]}, {pool.shape[2]}, in, "
             f"out) to match the pattern pool. Received: shape={kernel.shape}"
         )
-    if not 0.0 <= connectivity_rate < 1.0:
-        raise ValueError(
-            "Expected connectivity_rate in [0, 1). "
-            f"Received: connectivity_rate={connectivity_rate}"
-        )
+    _check_rate(connectivity_rate)
     kh, kw, cin, cout = kernel.shape
-    squares = np.square(kernel.astype(np.float64)).reshape(kh * kw, cin * cout)
-    flat_pool = pool.reshape(len(pool), kh * kw).astype(np.float64)
-    retained = flat_pool @ squares  # (P, in*out)
-    ids = np.argmax(retained, axis=0)
-    best = retained[ids, np.arange(ids.size)]
-
-    num_removed = int(np.floor(connectivity_rate * ids.size))
-    if num_removed:
-        weakest = np.argsort(best, kind="stable")[:num_removed]
-        ids[weakest] = REMOVED
+    ids, best = assign_patterns(kernel, pool)
+    ids[~connectivity_keep(best, connectivity_rate)] = REMOVED
 
     ids = ids.reshape(cin, cout)
     mask = pool[np.where(ids == REMOVED, 0, ids)]  # (in, out, kh, kw)
@@ -161,6 +335,52 @@ def project_kernel(kernel, pool=None, connectivity_rate=0.0):
         mask=np.transpose(mask, (2, 3, 0, 1)),
         pool=pool,
     )
+
+
+def dense_to_blocks(kernel, block_size):
+    """Views a Dense kernel ``(in, out)`` as conv-layout blocks.
+
+    Block ``(i, j)`` is ``kernel[i*bh:(i+1)*bh, j*bw:(j+1)*bw]``; the result
+    has shape ``(bh, bw, in/bh, out/bw)`` so that ``project_kernel`` applies
+    to Dense layers unchanged.
+
+    Raises:
+        ValueError: if the kernel is not 2-D or not divisible into blocks.
+    """
+    kernel = np.asarray(kernel)
+    bh, bw = (int(v) for v in block_size)
+    if kernel.ndim != 2 or bh < 1 or bw < 1 or kernel.shape[0] % bh or kernel.shape[1] % bw:
+        raise ValueError(
+            "Expected a Dense kernel (in, out) divisible into blocks of "
+            f"{(bh, bw)}. Received: shape={kernel.shape}, block_size={(bh, bw)}"
+        )
+    rows, cols = kernel.shape
+    return kernel.reshape(rows // bh, bh, cols // bw, bw).transpose(1, 3, 0, 2)
+
+
+def blocks_to_dense(blocks):
+    """Inverse of ``dense_to_blocks``."""
+    bh, bw, nr, nc = blocks.shape
+    return blocks.transpose(2, 0, 3, 1).reshape(nr * bh, nc * bw)
+
+
+def project_dense(kernel, pool, block_size, connectivity_rate=0.0):
+    """Pattern + connectivity projection of a Dense kernel by blocks.
+
+    Args:
+        kernel: array ``(in, out)``.
+        pool: bool ``(P, bh, bw)`` patterns for one block.
+        block_size: ``(bh, bw)``; must divide ``in`` and ``out``.
+        connectivity_rate: fraction of blocks removed entirely.
+
+    Returns:
+        A ``KernelProjection`` whose ``mask`` has the Dense kernel's shape and
+        whose ``pattern_ids`` are per block ``(in/bh, out/bw)``.
+    """
+    blocks = dense_to_blocks(kernel, block_size)
+    projection = project_kernel(blocks, pool, connectivity_rate)
+    projection.mask = blocks_to_dense(projection.mask)
+    return projection
 
 
 def patterns_from_weights(kernel, entries=4, pool=None):

@@ -44,6 +44,9 @@ def convert(model, *, pattern_pool=None, entries=4, optimizations=None):
     import keras
     import tensorflow as tf
 
+    from cocopie_keras.sparsity import strip_pruning
+
+    model = strip_pruning(model)  # pruning wrappers → plain layers, zeros in place
     if not isinstance(model, keras.Model):
         raise TypeError(
             "Expected a keras.Model. Received: model of type "
@@ -93,8 +96,19 @@ def write_lr(tflite_bytes, layers):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+MIN_POINTWISE_REMOVED = 0.25
+"""A 1×1 convolution is described when at least this fraction of its
+(out, in) weights are zero (connectivity pruning); denser ones run faster on
+the stock GEMM kernels."""
+
+
 def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
-    """LR layers for every pattern-sparse float32 CONV_2D of subgraph 0.
+    """LR layers for the pruned float32 CONV_2D operators of subgraph 0.
+
+    A k×k convolution is described when every kernel keeps at most
+    ``entries`` weights in a pattern; a 1×1 convolution when connectivity
+    pruning removed at least ``MIN_POINTWISE_REMOVED`` of its weights (its
+    single-cell "pattern" is kept or removed per kernel).
 
     Args:
         model: a ``schema_py_generated.ModelT``.
@@ -112,24 +126,44 @@ def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
         filter_ohwi = _constant_float_tensor(model, subgraph, filter_index)
         if filter_ohwi is None or filter_ohwi.ndim != 4:
             continue
-        kernel_hwio = np.transpose(filter_ohwi, (1, 2, 3, 0))
-        projection = patterns_lib.patterns_from_weights(
-            kernel_hwio, entries=entries, pool=pattern_pool
-        )
-        if projection is None:
-            continue
-        ids = projection.pattern_ids.T  # (out, in)
-        layers.append(
-            lr_lib.LRLayer(
-                op_index=op_index,
-                filter_tensor=filter_index,
-                pattern_masks=projection.pool,
-                kernel_pattern=np.where(
-                    ids == patterns_lib.REMOVED, lr_lib.REMOVED_KERNEL, ids
-                ).astype(np.uint8),
-            )
-        )
+        if filter_ohwi.shape[1:3] == (1, 1):
+            layer = _describe_pointwise(op_index, filter_index, filter_ohwi)
+        else:
+            layer = _describe_patterned(op_index, filter_index, filter_ohwi,
+                                        pattern_pool, entries)
+        if layer is not None:
+            layers.append(layer)
     return layers
+
+
+def _describe_patterned(op_index, filter_index, filter_ohwi, pattern_pool, entries):
+    kernel_hwio = np.transpose(filter_ohwi, (1, 2, 3, 0))
+    projection = patterns_lib.patterns_from_weights(
+        kernel_hwio, entries=entries, pool=pattern_pool
+    )
+    if projection is None:
+        return None
+    ids = projection.pattern_ids.T  # (out, in)
+    return lr_lib.LRLayer(
+        op_index=op_index,
+        filter_tensor=filter_index,
+        pattern_masks=projection.pool,
+        kernel_pattern=np.where(
+            ids == patterns_lib.REMOVED, lr_lib.REMOVED_KERNEL, ids
+        ).astype(np.uint8),
+    )
+
+
+def _describe_pointwise(op_index, filter_index, filter_ohwi):
+    removed = filter_ohwi[:, 0, 0, :] == 0  # (out, in)
+    if removed.mean() < MIN_POINTWISE_REMOVED:
+        return None
+    return lr_lib.LRLayer(
+        op_index=op_index,
+        filter_tensor=filter_index,
+        pattern_masks=np.ones((1, 1, 1), dtype=bool),
+        kernel_pattern=np.where(removed, lr_lib.REMOVED_KERNEL, 0).astype(np.uint8),
+    )
 
 
 def read_lr(tflite_bytes):

@@ -9,6 +9,7 @@
 
 #include "delegate/conv_node.h"
 #include "delegate/delegate_state.h"
+#include "delegate/lr_from_weights.h"
 #include "delegate/partition_kernel.h"
 #include "delegate/pattern_conv.h"
 
@@ -45,11 +46,18 @@ void DelegateState::ReportOnce(const std::string& message) {
 namespace {
 
 // Reads and parses the LR; false when the model has none or it is unusable.
+// A runtime that cannot give delegates the model's metadata (no
+// GetModelMetadata, or a TfLiteContext too old to have one) is not a reason
+// to give up: the patterns are then derived from the weights, which
+// CheckConvNode verifies the same way as an LR read from the file.
 bool LoadLr(TfLiteContext* context, DelegateState* state) {
-  if (context->GetModelMetadata == nullptr) {
-    state->ReportOnce("this runtime gives delegates no model metadata; "
-                      "no node delegated");
-    return false;
+  std::string unreachable;
+  if (!ModelMetadataReachable(context, &unreachable)) {
+    std::string summary;
+    const bool derived = LrFromModelWeights(context, &state->lr(), &summary);
+    state->ReportOnce(unreachable + "; " + summary +
+                      (derived ? "" : "; no node delegated"));
+    return derived;
   }
   const char* data = nullptr;
   size_t bytes = 0;
@@ -137,9 +145,8 @@ CocopieDelegateOptions CocopieDelegateOptionsDefault(void) {
 TfLiteDelegate* CocopieDelegateCreate(const CocopieDelegateOptions* options) {
   const CocopieDelegateOptions chosen =
       options != nullptr ? *options : CocopieDelegateOptionsDefault();
-  if (chosen.num_threads < 0 ||
-      (chosen.kernel != kCocopieKernelAuto &&
-       chosen.kernel != kCocopieKernelReference)) {
+  if (chosen.num_threads < 0 || chosen.kernel < kCocopieKernelAuto ||
+      chosen.kernel > kCocopieKernelBlock) {
     return nullptr;
   }
   auto* state = new (std::nothrow) cocopie::DelegateState(chosen);

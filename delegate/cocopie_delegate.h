@@ -20,8 +20,10 @@ extern "C" {
 #endif
 
 typedef enum CocopieKernelChoice {
-  kCocopieKernelAuto = 0,       // SIMD kernel for the CPU's best target
+  kCocopieKernelAuto = 0,       // per layer, the SIMD kernel expected fastest
   kCocopieKernelReference = 1,  // scalar reference loops (for checking)
+  kCocopieKernelRows = 2,       // SIMD, channel-major rows, exact kept taps
+  kCocopieKernelBlock = 3,      // SIMD, NHWC blocks of 16 output channels
 } CocopieKernelChoice;
 
 typedef struct CocopieDelegateOptions {

@@ -1,5 +1,7 @@
 #include "delegate/conv_node.h"
 
+#include "delegate/cocopie_delegate.h"
+
 #include <cfloat>
 #include <sstream>
 
@@ -164,6 +166,24 @@ ConvStep MakeConvStep(TfLiteContext* context, int node_index,
   const float* filter = ContextTensor(context, node->inputs->data[1])->data.f;
   step.weights = PackPatternWeights(layer, filter, bias);
   return step;
+}
+
+void ChooseKernel(int choice, ConvStep* step) {
+  // The block kernel multiplies the zeros of its tap unions, yet with free
+  // (unshared) 4-of-9 patterns, where the union is nearly all 9 cells, it
+  // still runs 3-4x faster than the exact row kernel (bench/layer_ratio.py
+  // --free-patterns, AVX-512). Only a union far larger than the kept taps,
+  // e.g. a 1x1 layer with most single weights removed, would reverse that.
+  constexpr double kMaxBlockPadding = 8.0;
+  step->use_block = false;
+  if (choice == kCocopieKernelRows || choice == kCocopieKernelReference) return;
+  BlockPackedWeights blocks = PackChannelBlocks(step->weights, PreferredChannelBlock());
+  const bool worth_it =
+      blocks.padded_taps <= kMaxBlockPadding * static_cast<double>(blocks.kept_taps);
+  if (choice == kCocopieKernelBlock || worth_it) {
+    step->blocks = std::move(blocks);
+    step->use_block = true;
+  }
 }
 
 }  // namespace cocopie

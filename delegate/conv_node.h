@@ -31,7 +31,15 @@ struct ConvStep {
   ConvGeometry geometry;  // spatial sizes filled in at prepare time
   PackedPatternWeights weights;
   PatternConvScratch scratch;
+  // Set when the block kernel runs this layer (see ChooseKernel).
+  bool use_block = false;
+  BlockPackedWeights blocks;
+  BlockConvScratch block_scratch;
 };
+
+// Picks the SIMD kernel for `step` (`choice` is the delegate's kernel option)
+// and packs the weights it needs.
+void ChooseKernel(int choice, ConvStep* step);
 
 // Builds the step for a node that passed CheckConvNode.
 ConvStep MakeConvStep(TfLiteContext* context, int node_index,

@@ -4,7 +4,9 @@
 //
 // Options:
 //   num_threads  integer >= 0; 0 follows the interpreter (default 0)
-//   kernel       "auto" (SIMD, default) | "reference" (scalar, for checking)
+//   kernel       "auto" (default: per layer, the SIMD kernel expected fastest)
+//                | "block" | "rows" (force one SIMD kernel)
+//                | "reference" (scalar, for checking)
 //   verbose      "0" | "1": report claimed nodes on stderr
 // Anything else is refused through report_error, and no delegate is made.
 #include <cerrno>
@@ -43,8 +45,13 @@ std::string ApplyOption(const char* key, const char* value,
       options->kernel = kCocopieKernelAuto;
     } else if (v == "reference") {
       options->kernel = kCocopieKernelReference;
+    } else if (v == "rows") {
+      options->kernel = kCocopieKernelRows;
+    } else if (v == "block") {
+      options->kernel = kCocopieKernelBlock;
     } else {
-      return "option kernel expects 'auto' or 'reference'. Received: kernel=" + v;
+      return "option kernel expects 'auto', 'block', 'rows' or 'reference'. "
+             "Received: kernel=" + v;
     }
   } else if (k == "verbose") {
     if (!ParseInt(value, 0, 1, &options->verbose)) {

@@ -33,6 +33,7 @@ class PartitionKernel {
       // Claimed nodes were checked against the LR in DelegatePrepare.
       const LrLayer* layer = state_->lr().FindByOp(node_index);
       steps_.push_back(MakeConvStep(context, node_index, node, *layer));
+      ChooseKernel(state_->options().kernel, &steps_.back());
     }
     for (const ConvStep& step : steps_) {
       if (!IsPartitionOutput(step.output_tensor)) {
@@ -86,6 +87,10 @@ class PartitionKernel {
       }
       if (reference) {
         PatternConvReference(step.geometry, step.weights, input, output);
+      } else if (step.use_block &&
+                 PatternConvBlock(step.geometry, step.blocks, input, output,
+                                  &step.block_scratch, pool_)) {
+        // done
       } else {
         PatternConvSimd(step.geometry, step.weights, input, output,
                         &step.scratch, pool_);

@@ -106,3 +106,63 @@ void PatternConvReference(const ConvGeometry& g, const PackedPatternWeights& w,
 }
 
 }  // namespace cocopie
+
+namespace cocopie {
+
+BlockPackedWeights PackChannelBlocks(const PackedPatternWeights& exact, int block_size) {
+  assert(block_size > 0 && block_size <= kMaxChannelBlock);
+  const int kChannelBlock = block_size;
+  BlockPackedWeights b;
+  b.block = block_size;
+  b.out_c = exact.out_c;
+  b.in_c = exact.in_c;
+  b.kernel_h = exact.kernel_h;
+  b.kernel_w = exact.kernel_w;
+  b.blocks = (exact.out_c + kChannelBlock - 1) / kChannelBlock;
+  b.bias.assign(static_cast<size_t>(b.blocks) * kChannelBlock, 0.0f);
+  std::copy(exact.bias.begin(), exact.bias.end(), b.bias.begin());
+  std::vector<std::vector<int>> cells_of;
+  for (uint32_t mask : exact.pattern_masks) cells_of.push_back(MaskCells(mask));
+
+  const int cells = exact.kernel_h * exact.kernel_w;
+  // Scratch: for the current block, [in channel][cell] -> weights of 16 lanes.
+  std::vector<float> grid(static_cast<size_t>(exact.in_c) * cells * kChannelBlock);
+  std::vector<uint8_t> used(static_cast<size_t>(exact.in_c) * cells);
+  b.block_begin.push_back(0);
+  for (int block = 0; block < b.blocks; ++block) {
+    std::fill(grid.begin(), grid.end(), 0.0f);
+    std::fill(used.begin(), used.end(), 0);
+    const int co_end = std::min(exact.out_c, (block + 1) * kChannelBlock);
+    for (int co = block * kChannelBlock; co < co_end; ++co) {
+      const int lane = co - block * kChannelBlock;
+      for (int k = exact.kernel_begin[co]; k < exact.kernel_begin[co + 1]; ++k) {
+        const int ci = exact.in_channel[k];
+        const std::vector<int>& kept = cells_of[exact.pattern[k]];
+        for (int e = 0; e < exact.entries; ++e) {
+          const size_t slot = static_cast<size_t>(ci) * cells + kept[e];
+          used[slot] = 1;
+          grid[slot * kChannelBlock + lane] =
+              exact.weights[static_cast<size_t>(k) * exact.entries + e];
+        }
+        b.kept_taps += exact.entries;
+      }
+    }
+    // Taps in input-channel order, cells in row-major order: the kernel then
+    // walks each input pixel's channels forward, which the prefetcher likes.
+    for (int ci = 0; ci < exact.in_c; ++ci) {
+      for (int cell = 0; cell < cells; ++cell) {
+        const size_t slot = static_cast<size_t>(ci) * cells + cell;
+        if (!used[slot]) continue;
+        b.tap_in_channel.push_back(ci);
+        b.tap_cell.push_back(static_cast<uint8_t>(cell));
+        b.weights.insert(b.weights.end(), grid.begin() + slot * kChannelBlock,
+                         grid.begin() + (slot + 1) * kChannelBlock);
+      }
+    }
+    b.block_begin.push_back(static_cast<int32_t>(b.tap_in_channel.size()));
+  }
+  b.padded_taps = static_cast<int64_t>(b.tap_in_channel.size()) * kChannelBlock;
+  return b;
+}
+
+}  // namespace cocopie

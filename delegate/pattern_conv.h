@@ -78,6 +78,58 @@ void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
 // Name of the Highway target PatternConvSimd dispatches to on this CPU.
 const char* PatternConvSimdTarget();
 
+// ---- Output-channel-block kernel -------------------------------------------
+//
+// Output channels are taken `block` at a time (32 on AVX-512, where two
+// vectors per pixel make the micro-kernel FMA-bound; 16 elsewhere). For each
+// block and input channel, the taps to run are the union of the block's kernel
+// patterns for that input channel; each tap stores `block` weights (zero for a
+// channel whose kernel does not keep the cell). When pruning gives 32 output
+// channels one pattern per input channel (the co-design option,
+// cocopie_keras.codesign), the union is exactly that pattern on every target
+// and no zero is multiplied; otherwise the union costs extra FMAs, and
+// `padded_taps` / `kept_taps` says how many.
+inline constexpr int kMaxChannelBlock = 32;
+
+// The channel block the block kernel uses on this CPU.
+int PreferredChannelBlock();
+
+struct BlockPackedWeights {
+  int out_c = 0, in_c = 0, kernel_h = 0, kernel_w = 0;
+  int block = 16;                      // output channels per block
+  int blocks = 0;                      // ceil(out_c / block)
+  std::vector<int32_t> block_begin;    // blocks + 1 offsets into the tap arrays
+  std::vector<int32_t> tap_in_channel;
+  std::vector<uint8_t> tap_cell;       // r * kernel_w + c
+  std::vector<float> weights;          // `block` per tap
+  std::vector<float> bias;             // blocks * block, zero padded
+  int64_t kept_taps = 0;    // sum over kept kernels of their cells
+  int64_t padded_taps = 0;  // taps * block (what the kernel runs)
+};
+
+// Packs `exact` (as made by PackPatternWeights) into blocks of `block`
+// output channels (PreferredChannelBlock() for the kernel on this CPU).
+BlockPackedWeights PackChannelBlocks(const PackedPatternWeights& exact, int block);
+
+struct BlockConvScratch {
+  std::vector<float> padded_input;   // one zero-bordered NHWC image
+  std::vector<int64_t> tap_offsets;  // per tap, for the current geometry
+  // Input channels are processed in chunks small enough that a tile's input
+  // stays in L1; chunk_taps[b * (chunks + 1) + k] is block b's first tap of
+  // chunk k.
+  int chunks = 1;
+  std::vector<int32_t> chunk_taps;
+  ConvGeometry planned_for;          // geometry tap_offsets were made for
+  bool planned = false;
+};
+
+// NHWC convolution of all `g.batch` images with block-packed weights. Returns
+// false, computing nothing, if `w` was not packed with PreferredChannelBlock().
+// `pool` may be null.
+bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
+                      const float* input_nhwc, float* output_nhwc,
+                      BlockConvScratch* scratch, pthreadpool_t pool);
+
 }  // namespace cocopie
 
 #endif  // COCOPIE_DELEGATE_PATTERN_CONV_H_

@@ -40,12 +40,30 @@ class PatternConvTester {
   PatternConvTester& Clamp(float lo, float hi) { g_.act_min = lo; g_.act_max = hi; return *this; }
   PatternConvTester& Removed(double rate) { removed_ = rate; return *this; }
   PatternConvTester& Threads(int t) { threads_ = t; return *this; }
+  // Every group of kMaxChannelBlock output channels shares one pattern per input
+  // channel (the co-design pruning option): the block kernel then runs no
+  // zero weight at all.
+  PatternConvTester& BlockPatterns() { block_patterns_ = true; return *this; }
+  // 1x1 kernels: one single-cell "pattern", kernels kept or removed.
+  PatternConvTester& Pointwise() { kernel_ = 1; return *this; }
 
-  void Test() {
+  void Test() { Run(/*allow_empty=*/false); }
+  // For random sweeps: an input smaller than a VALID kernel is skipped.
+  void TestIfValid() { Run(/*allow_empty=*/true); }
+
+ private:
+  void Run(bool allow_empty) {
     ConvGeometry g = g_;
-    g.kernel_h = g.kernel_w = 3;
+    g.kernel_h = g.kernel_w = kernel_;
+    const int cells = kernel_ * kernel_;
+    const std::vector<uint32_t> patterns =
+        kernel_ == 1 ? std::vector<uint32_t>{1u} : DefaultPatterns();
+    const int num_patterns = static_cast<int>(patterns.size());
     std::string error;
-    ASSERT_TRUE(ComputeConvGeometry(padding_, &g, &error)) << error;
+    if (!ComputeConvGeometry(padding_, &g, &error)) {
+      ASSERT_TRUE(allow_empty) << error;
+      return;
+    }
 
     std::mt19937 rng(1234);
     std::uniform_real_distribution<float> value(-1.0f, 1.0f);
@@ -53,19 +71,25 @@ class PatternConvTester {
     LrLayer layer;
     layer.out_channels = g.out_c;
     layer.in_channels = g.in_c;
-    layer.kernel_h = layer.kernel_w = 3;
-    layer.entries_per_pattern = 4;
-    layer.pattern_masks = DefaultPatterns();
-    std::vector<float> filter(static_cast<size_t>(g.out_c) * 9 * g.in_c, 0.0f);
+    layer.kernel_h = layer.kernel_w = kernel_;
+    layer.entries_per_pattern = kernel_ == 1 ? 1 : 4;
+    layer.pattern_masks = patterns;
+    std::vector<float> filter(static_cast<size_t>(g.out_c) * cells * g.in_c, 0.0f);
     for (int co = 0; co < g.out_c; ++co) {
       for (int ci = 0; ci < g.in_c; ++ci) {
-        const bool removed = coin(rng) < removed_;
-        const uint8_t id = removed ? kRemovedKernel : rng() % 8;
+        uint8_t id = coin(rng) < removed_ ? kRemovedKernel : rng() % num_patterns;
+        if (block_patterns_) {
+          // Same pattern and same removal for a whole channel block.
+          std::mt19937 shared(ci * 7919 + co / kMaxChannelBlock);
+          id = std::uniform_real_distribution<double>(0, 1)(shared) < removed_
+                   ? kRemovedKernel : shared() % num_patterns;
+        }
+        const bool removed = id == kRemovedKernel;
         layer.kernel_pattern.push_back(id);
         if (removed) continue;
-        for (int cell = 0; cell < 9; ++cell) {
+        for (int cell = 0; cell < cells; ++cell) {
           if (layer.pattern_masks[id] & (1u << cell)) {
-            filter[(static_cast<size_t>(co) * 9 + cell) * g.in_c + ci] = value(rng);
+            filter[(static_cast<size_t>(co) * cells + cell) * g.in_c + ci] = value(rng);
           }
         }
       }
@@ -78,7 +102,8 @@ class PatternConvTester {
 
     const std::vector<float> expected = DenseConv(g, filter, bias, input);
     const PackedPatternWeights packed = PackPatternWeights(layer, filter.data(), bias.data());
-    ASSERT_EQ(packed.kept_kernels() * 4, static_cast<int64_t>(packed.weights.size()));
+    ASSERT_EQ(packed.kept_kernels() * layer.entries_per_pattern,
+              static_cast<int64_t>(packed.weights.size()));
 
     std::vector<float> output(out_size, NAN);
     PatternConvReference(g, packed, input.data(), output.data());
@@ -88,17 +113,26 @@ class PatternConvTester {
     for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
       hwy::SetSupportedTargetsForTest(target);
       PatternConvScratch scratch;
+      BlockConvScratch block_scratch;
+      const BlockPackedWeights blocks = PackChannelBlocks(packed, PreferredChannelBlock());
+      ASSERT_EQ(blocks.kept_taps, packed.kept_kernels() * layer.entries_per_pattern);
+      ASSERT_GE(blocks.padded_taps, blocks.kept_taps);
+      if (block_patterns_ && g.out_c % blocks.block == 0) {
+        ASSERT_EQ(blocks.padded_taps, blocks.kept_taps) << "a shared pattern needs no padding";
+      }
       for (int repeat = 0; repeat < 2; ++repeat) {  // scratch reuse
         std::fill(output.begin(), output.end(), NAN);
         PatternConvSimd(g, packed, input.data(), output.data(), &scratch, pool);
-        ExpectNear(expected, output, hwy::TargetName(target));
+        ExpectNear(expected, output, std::string("rows ") + hwy::TargetName(target));
+        std::fill(output.begin(), output.end(), NAN);
+        ASSERT_TRUE(PatternConvBlock(g, blocks, input.data(), output.data(), &block_scratch, pool));
+        ExpectNear(expected, output, std::string("block ") + hwy::TargetName(target));
       }
     }
     hwy::SetSupportedTargetsForTest(0);
     if (pool != nullptr) pthreadpool_destroy(pool);
   }
 
- private:
   // Direct convolution over all 9 cells: the definition, not a kernel.
   static std::vector<float> DenseConv(const ConvGeometry& g,
                                       const std::vector<float>& filter,
@@ -110,13 +144,14 @@ class PatternConvTester {
         for (int ow = 0; ow < g.out_w; ++ow)
           for (int co = 0; co < g.out_c; ++co) {
             double acc = bias[co];
-            for (int r = 0; r < 3; ++r)
-              for (int c = 0; c < 3; ++c) {
+            for (int r = 0; r < g.kernel_h; ++r)
+              for (int c = 0; c < g.kernel_w; ++c) {
                 const int ih = oh * g.stride_h - g.pad_top + r * g.dilation_h;
                 const int iw = ow * g.stride_w - g.pad_left + c * g.dilation_w;
                 if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) continue;
                 for (int ci = 0; ci < g.in_c; ++ci) {
-                  acc += static_cast<double>(filter[((co * 3 + r) * 3 + c) * g.in_c + ci]) *
+                  acc += static_cast<double>(
+                             filter[((co * g.kernel_h + r) * g.kernel_w + c) * g.in_c + ci]) *
                          input[((static_cast<size_t>(n) * g.in_h + ih) * g.in_w + iw) * g.in_c + ci];
                 }
               }
@@ -139,6 +174,8 @@ class PatternConvTester {
   Padding padding_ = Padding::kSame;
   double removed_ = 0.0;
   int threads_ = 1;
+  bool block_patterns_ = false;
+  int kernel_ = 3;
 };
 
 TEST(PatternConv, SameStride1) {
@@ -169,8 +206,79 @@ TEST(PatternConv, ConnectivityPrunedAndThreaded) {
 TEST(PatternConv, AllKernelsRemovedGivesBias) {
   PatternConvTester().Input(5, 5).Channels(2, 3).Removed(1.0).Test();
 }
+TEST(PatternConv, BlockSharedPatterns) {
+  PatternConvTester().Input(9, 10).Channels(5, 64).BlockPatterns().Removed(0.3).Test();
+}
+TEST(PatternConv, BlockPackedForAnotherTargetIsRefused) {
+  const int other = PreferredChannelBlock() == 32 ? 16 : 32;
+  PackedPatternWeights exact;
+  exact.out_c = exact.in_c = 1;
+  exact.kernel_h = exact.kernel_w = 3;
+  exact.entries = 4;
+  exact.kernel_begin = {0, 0};
+  exact.bias = {0.0f};
+  const BlockPackedWeights blocks = PackChannelBlocks(exact, other);
+  ConvGeometry g;
+  g.in_h = g.in_w = 3; g.in_c = g.out_c = 1; g.kernel_h = g.kernel_w = 3;
+  std::string error;
+  ASSERT_TRUE(ComputeConvGeometry(Padding::kSame, &g, &error));
+  std::vector<float> in(9, 1.0f), out(9, -1.0f);
+  BlockConvScratch scratch;
+  EXPECT_FALSE(PatternConvBlock(g, blocks, in.data(), out.data(), &scratch, nullptr));
+  EXPECT_EQ(out[0], -1.0f);  // untouched
+}
+TEST(PatternConv, BlockSharedPatternsStride2Valid) {
+  PatternConvTester().Batch(2).Input(12, 11).Channels(7, 32).Stride(2).Valid()
+      .BlockPatterns().Test();
+}
+TEST(PatternConv, ChannelTailAndFewPixels) {
+  // 21 outputs: one full block and a 5-channel tail; 3 pixels < one tile.
+  PatternConvTester().Input(1, 3).Channels(2, 21).Test();
+}
+TEST(PatternConv, ManyInputChannelsAccumulateAcrossChunks) {
+  // Enough input channels that the block kernel splits them into several
+  // L1-sized chunks on every SIMD target; an all-removed chunk included.
+  PatternConvTester().Input(5, 30).Channels(300, 20).BlockPatterns().Removed(0.3)
+      .Clamp(0.0f, 6.0f).Test();
+  PatternConvTester().Input(7, 29).Channels(260, 16).Stride(2).Threads(2).Test();
+}
+TEST(PatternConv, ConnectivityPrunedPointwise) {
+  PatternConvTester().Pointwise().Input(7, 9).Channels(70, 40).Removed(0.72).Test();
+  PatternConvTester().Pointwise().Input(6, 6).Channels(64, 64).BlockPatterns().Removed(0.72)
+      .Stride(2).Test();
+}
 TEST(PatternConv, SinglePixel) {
   PatternConvTester().Input(1, 1).Channels(1, 1).Test();
+}
+
+// Thousands of random configurations: every stride/padding/activation
+// combination, dilation, odd and tiny sizes, empty filters, batch > 1, both
+// pattern regimes, threads.
+TEST(PatternConv, RandomConfigurations) {
+  std::mt19937 rng(7);
+  auto pick = [&](int lo, int hi) { return lo + static_cast<int>(rng() % (hi - lo + 1)); };
+  const float clamps[3][2] = {{-3.4e38f, 3.4e38f}, {0.0f, 3.4e38f}, {0.0f, 6.0f}};
+  for (int i = 0; i < 1500; ++i) {
+    PatternConvTester t;
+    const int stride = pick(1, 2), dilation = pick(1, 4) == 4 ? 2 : 1;
+    t.Batch(pick(1, 4) == 4 ? 2 : 1)
+        .Input(pick(1, 9), pick(1, 13))
+        .Channels(pick(1, 40), pick(1, 40))
+        .Stride(stride)
+        .Dilation(dilation)
+        .Removed(pick(0, 4) == 0 ? 1.0 : 0.1 * pick(0, 8))
+        .Threads(pick(1, 2));
+    const int act = pick(0, 2);
+    t.Clamp(clamps[act][0], clamps[act][1]);
+    if (pick(0, 1)) t.Valid();
+    if (pick(0, 1)) t.BlockPatterns();
+    if (pick(0, 5) == 0) t.Pointwise();
+    t.TestIfValid();
+    if (HasFatalFailure()) {
+      ADD_FAILURE() << "random configuration " << i;
+      return;
+    }
+  }
 }
 
 TEST(ConvGeometry, MatchesTfliteRules) {

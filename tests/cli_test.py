@@ -32,7 +32,7 @@ def test_convert_then_inspect(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "LR version 1, 2 layer(s)" in lines[0]
-    assert "(4, 3, 3, 3)" in result.stdout and "(5, 3, 3, 4)" in result.stdout
+    assert "[4, 3, 3, 3]" in result.stdout and "[5, 3, 3, 4]" in result.stdout
 
 
 def test_missing_file_is_a_clear_error(tmp_path, capsys):
@@ -55,3 +55,34 @@ def test_delegate_path_points_at_the_library():
 @pytest.mark.parametrize("bad", [["demo", "--epochs", "x"], ["convert"]])
 def test_argument_errors_exit_2(bad):
     assert cocopie(*bad).returncode == 2
+
+
+def test_inspect_json_reports_sizes_and_patterns(tmp_path):
+    import json
+
+    import numpy as np
+
+    from cocopie_keras import codesign, converter
+
+    model = conv_stack((8, 8, 40), [dict(filters=64, kernel_size=3, padding="same")])
+    conv = model.layers[1]
+    projection = codesign.project_kernel_grouped(conv.kernel.numpy(), connectivity_rate=0.5)
+    conv.kernel.assign(conv.kernel.numpy() * projection.mask)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(converter.convert(model))
+    result = cocopie("inspect", "--json", str(path))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    (layer,) = doc["layers"]
+    for key in ("name", "kind", "patterns", "kernel_density", "fkw_bytes", "csr_bytes",
+                "dense_bytes", "tuning"):
+        assert key in layer
+    assert layer["kind"] == "conv3x3_pattern"
+    assert layer["kernel_density"] == 0.5
+    assert sum(p["kernels"] for p in layer["patterns"]) == 64 * 40 // 2
+    assert all(len(p["cells"]) == 4 for p in layer["patterns"])
+    assert layer["dense_bytes"] == 64 * 9 * 40 * 4
+    assert layer["fkw_bytes"] < layer["csr_bytes"] < layer["dense_bytes"]
+    # 32-channel groups share patterns: the block kernel adds no FMA.
+    assert layer["tuning"]["block_padding"]["32"] == 1.0
+    assert np.isclose(layer["weight_density"], 4 / 9 * 0.5)

@@ -106,3 +106,21 @@ def test_bad_inputs_raise_clear_errors():
         convert_lib.convert(unbuilt)
     with pytest.raises(ValueError, match="TFL3"):
         convert_lib.read_lr(b"not a flatbuffer at all")
+
+
+def test_connectivity_pruned_pointwise_convs_are_described():
+    model = small_model(4)
+    pointwise = model.layers[-1]
+    kernel = pointwise.kernel.numpy()  # (1, 1, 5, 4)
+    kernel[0, 0, :3, 1] = 0.0  # 3 of 20 weights: too few to bother
+    pointwise.kernel.assign(kernel)
+    assert convert_lib.read_lr(convert_lib.convert(model)) == []
+    kernel[0, 0, :, 2:] = 0.0  # now 13 of 20 removed
+    pointwise.kernel.assign(kernel)
+    data = convert_lib.convert(model)
+    (layer,) = convert_lib.read_lr(data)
+    assert layer.op_index == 2 and layer.kernel_size == (1, 1)
+    np.testing.assert_array_equal(
+        layer.kernel_pattern == lr.REMOVED_KERNEL, (kernel[0, 0] == 0).T
+    )
+    assert convert_lib.check_lr(data) == []

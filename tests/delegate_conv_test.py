@@ -37,7 +37,7 @@ def converted():
 
 
 @pytest.mark.parametrize("runtime", ["litert", "tf"])
-@pytest.mark.parametrize("kernel", ["auto", "reference"])
+@pytest.mark.parametrize("kernel", ["auto", "block", "rows", "reference"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_stock_runtime_at_batch_2(converted, name, kernel, runtime):
     model, data = converted[name]
@@ -102,3 +102,27 @@ def test_simd_target_is_reported():
     assert delegate.simd_target() in {"AVX3_SPR", "AVX3_ZEN4", "AVX3_DL", "AVX3", "AVX2",
                                       "SSE4", "SSSE3", "NEON", "SVE", "SVE2",
                                       "EMU128", "SCALAR"}
+
+
+@pytest.mark.parametrize("kernel", ["auto", "block", "rows", "reference"])
+def test_connectivity_pruned_pointwise_conv(kernel):
+    # A ResNet-style bottleneck: 1x1 reduce, 3x3 pattern conv, 1x1 expand.
+    keras.utils.set_random_seed(11)
+    inputs = keras.Input((9, 9, 40))
+    x = keras.layers.Conv2D(24, 1, activation="relu")(inputs)
+    x = keras.layers.Conv2D(24, 3, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(48, 1)(x)
+    model = keras.Model(inputs, x)
+    pattern_prune(model, connectivity_rate=0.5)
+    rng = np.random.default_rng(5)
+    for layer in model.layers[1::2]:  # the two 1x1 convs
+        k = layer.kernel.numpy()
+        layer.kernel.assign(k * (rng.random(k.shape) > 0.7))
+    data = converter.convert(model)
+    assert len(converter.read_lr(data)) == 3
+    x = random_input((2, 9, 9, 40))
+    interpreter = delegate.make_interpreter(data, kernel=kernel)
+    assert delegate.delegated_node_count(interpreter) == 3
+    np.testing.assert_allclose(
+        run(interpreter, x), run(delegate.make_interpreter(data, use_delegate=False), x),
+        rtol=1e-5, atol=1e-5)

@@ -10,6 +10,9 @@ def add_arguments(parser):
     parser.add_argument("--finetune-epochs", type=int, default=4)
     parser.add_argument("--connectivity-rate", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--group-size", type=int, default=32,
+                        help="output channels sharing a pattern per input channel "
+                             "(32: the delegate's preference; 1: free patterns)")
     parser.add_argument("--verbose", action="store_true", help="show Keras progress bars")
 
 
@@ -19,6 +22,7 @@ def run(args):
     summary, path = demo.run_demo(
         out_dir=args.out, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
         connectivity_rate=args.connectivity_rate, threads=args.threads,
+        group_size=args.group_size,
         verbose=2 if args.verbose else 0,
     )
     print(demo.format_table(summary))

@@ -6,27 +6,36 @@ HELP = "show the LR of a .tflite file and check it against the weights"
 
 def add_arguments(parser):
     parser.add_argument("model", help="path of a .tflite file")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON document instead of a table")
 
 
 def run(args):
-    import numpy as np
+    import json
 
     from cocopie_keras import converter
+    from cocopie_keras.converter import report
 
     with open(args.model, "rb") as f:
         data = f.read()
-    layers = converter.read_lr(data)
-    if layers is None:
+    has_lr = converter.read_lr(data) is not None
+    layers = report.layer_reports(data)
+    problems = converter.check_lr(data)
+    if args.json:
+        print(json.dumps({"file": args.model, "bytes": len(data), "has_lr": has_lr,
+                          "layers": layers, "problems": problems}, indent=2))
+        return 1 if problems else 0
+    if not has_lr:
         print(f"{args.model}: no cocopie LR (the delegate will leave it to stock kernels)")
         return 0
     print(f"{args.model}: LR version 1, {len(layers)} layer(s)")
-    print(f"{'op':>4} {'filter shape (OHWI)':>22} {'patterns':>8} {'kept kernels':>13} {'density':>8}")
+    print(f"{'op':>4} {'kind':<22} {'shape (OHWI)':<20} {'patterns':>8} {'kernels':>8} "
+          f"{'dense B':>10} {'CSR B':>10} {'FKW B':>10}")
     for layer in layers:
-        mask = layer.kept_mask_ohwi()
-        kept = int(np.count_nonzero(layer.kernel_pattern != converter.lr.REMOVED_KERNEL))
-        print(f"{layer.op_index:>4} {str(mask.shape):>22} {len(layer.pattern_masks):>8} "
-              f"{kept:>6}/{layer.kernel_pattern.size:<6} {mask.mean():>8.3f}")
-    problems = converter.check_lr(data)
+        used = sum(1 for p in layer["patterns"] if p["kernels"])
+        print(f"{layer['op_index']:>4} {layer['kind']:<22} {str(layer['shape_ohwi']):<20} "
+              f"{used:>8} {layer['kernel_density']:>8.3f} {layer['dense_bytes']:>10} "
+              f"{layer['csr_bytes']:>10} {layer['fkw_bytes']:>10}")
     for problem in problems:
         print("inconsistent:", problem)
     return 1 if problems else 0

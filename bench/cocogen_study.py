@@ -1,0 +1,370 @@
+"""CoCo-Gen training study: accuracy at equal conv weight density.
+
+Methods, all starting from the same trained dense model of each seed:
+
+* ``dense``            the trained dense model;
+* ``admm_pattern``     4-of-9 patterns + connectivity with ADMM, hard prune, masked fine-tune;
+* ``oneshot_pattern``  the same projection at once, then masked fine-tune (same epochs);
+* ``magnitude``        unstructured magnitude pruning to the pattern model's per-layer
+                       density, then masked fine-tune (same epochs);
+* ``filter``           L1 filter pruning at the pattern model's conv MACs, then fine-tune.
+
+Data: MNIST-5k (``cocopie_keras.demo.load_mnist_5k``: 4,000 train / 1,000 test) and,
+with ``--cifar PATH`` (a ``.tar.gz`` of ``train/<class>/*.jpg`` or its unpacked folder),
+a 10,000-image CIFAR-10 subset (9,000 train / 1,000 held-out validation).
+
+Run (about 30-40 min on 2 cores):
+
+    nice -n 10 .venv/bin/python bench/cocogen_study.py --cifar PATH
+
+Writes ``bench/results/cocogen_study.json`` (rows: dataset, method, seed, accuracy,
+conv_weight_density, conv_macs), ``cocogen_study_timing.json`` and two PNG plots.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tarfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cocopie_keras import pruning  # noqa: E402
+from cocopie_keras import sparsity  # noqa: E402
+from cocopie_keras.sparsity import recipe  # noqa: E402
+from cocopie_keras.sparsity import summaries  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                 "dog", "frog", "horse", "ship", "truck")
+
+
+def vgg(input_shape, widths, name):
+    """VGG-style: pairs of 3×3 convs, max-pool between pairs, GAP, Dense(10)."""
+    layers = keras.layers
+    x = inputs = keras.Input(input_shape)
+    for block, pair in enumerate(widths):
+        if block:
+            x = layers.MaxPooling2D()(x)
+        for index, width in enumerate(pair):
+            x = layers.Conv2D(width, 3, padding="same", activation="relu",
+                              name=f"conv{block + 1}_{index + 1}")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(10, name="logits")(x), name=name)
+
+
+def compile_model(model, learning_rate):
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+
+
+def conv_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+def conv_macs(model):
+    """Multiply-adds of the non-zero conv weights: Σ nnz(kernel) · H_out · W_out."""
+    total = 0
+    for layer in conv_layers(model):
+        _, height, width, _ = layer.output.shape
+        total += int(np.count_nonzero(keras.ops.convert_to_numpy(layer.kernel))) * height * width
+    return int(total)
+
+
+class MaskHold(keras.callbacks.Callback):
+    """Study helper for the baselines: ``{(layer, weight): bool mask}`` held at zero
+    after every batch (kernels and, for filter pruning, biases)."""
+
+    def __init__(self, masks):
+        super().__init__()
+        self.masks = masks
+
+    def _apply(self):
+        for (name, attribute), mask in self.masks.items():
+            variable = getattr(self.model.get_layer(name), attribute)
+            variable.assign(variable * mask.astype("float32"))
+
+    def on_train_begin(self, logs=None):
+        self._apply()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._apply()
+
+
+def magnitude_masks(model, densities):
+    masks = {}
+    for layer in conv_layers(model):
+        kernel = np.abs(keras.ops.convert_to_numpy(layer.kernel)).ravel()
+        keep = int(round(densities[layer.name] * kernel.size))
+        mask = np.zeros(kernel.size, dtype=bool)
+        mask[np.argsort(-kernel, kind="stable")[:keep]] = True
+        masks[(layer.name, "kernel")] = mask.reshape(layer.kernel.shape)
+    return masks
+
+
+def filter_masks(model, target_macs):
+    """L1 filter pruning with one keep ratio for every conv, chosen by bisection so
+    the pruned network's conv MACs match ``target_macs``."""
+    convs = conv_layers(model)
+
+    def plan(keep_ratio):
+        kept, macs, previous = {}, 0, None
+        for layer in convs:
+            _, height, width, out = layer.output.shape
+            kept_out = max(1, int(round(keep_ratio * out)))
+            kept_in = layer.kernel.shape[2] if previous is None else previous
+            macs += 9 * kept_in * kept_out * height * width
+            kept[layer.name], previous = kept_out, kept_out
+        return kept, macs
+
+    low, high = 0.0, 1.0
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if plan(middle)[1] < target_macs else (low, middle)
+    kept, _ = plan(high)
+    masks, previous_keep = {}, None
+    for layer in convs:
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        norms = np.abs(kernel).sum(axis=(0, 1, 2))
+        keep_out = np.zeros(kernel.shape[3], dtype=bool)
+        keep_out[np.argsort(-norms, kind="stable")[: kept[layer.name]]] = True
+        mask = np.broadcast_to(keep_out, kernel.shape).copy()
+        if previous_keep is not None:
+            mask &= previous_keep[None, None, :, None]
+        masks[(layer.name, "kernel")] = mask
+        masks[(layer.name, "bias")] = keep_out
+        previous_keep = keep_out
+    return masks
+
+
+def run_seed(dataset, data, widths, seed, args, rows, plot_path=None):
+    (x_train, y_train), (x_test, y_test) = data
+    keras.utils.set_random_seed(seed)
+    dense = vgg(x_train.shape[1:], widths, f"{dataset}_vgg")
+    compile_model(dense, 1e-3)
+    dense.fit(x_train, y_train, batch_size=64, epochs=args.dense_epochs, verbose=args.verbose)
+    dense_weights = dense.get_weights()
+
+    def fresh_dense():
+        model = vgg(x_train.shape[1:], widths, f"{dataset}_vgg")
+        model.set_weights(dense_weights)
+        return model
+
+    def record(method, model):
+        accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
+        row = {"dataset": dataset, "method": method, "seed": seed, "accuracy": accuracy,
+               "conv_weight_density": pruning.conv_weight_density(model),
+               "conv_macs": conv_macs(model)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        write_rows(args.out, rows)
+        return row
+
+    record("dense", dense)
+    compile_ft = lambda m: compile_model(m, args.finetune_lr)  # noqa: E731
+    config = sparsity.PatternPruningConfig(connectivity_rate=args.connectivity_rate,
+                                           num_patterns=8, pattern_pool="model")
+    keras.utils.set_random_seed(seed + 1000)
+    result = recipe.admm_prune(
+        fresh_dense(), (x_train, y_train), compile_ft, config,
+        admm_epochs=args.admm_epochs, finetune_epochs=args.finetune_epochs,
+        rho=sparsity.RhoSchedule(args.rho, args.rho_growth, 1.0), verbose=args.verbose)
+    admm_row = record("admm_pattern", result.model)
+    if plot_path:
+        summaries.plot_pattern_summary(sparsity.pattern_info(result.wrapped), plot_path,
+                                       title=f"{dataset}, ADMM pattern model, seed {seed}")
+    densities = {layer.name: float(np.mean(keras.ops.convert_to_numpy(layer.kernel) != 0))
+                 for layer in conv_layers(result.model)}
+    total_epochs = args.admm_epochs + args.finetune_epochs
+
+    if "oneshot_pattern" in args.methods:
+        keras.utils.set_random_seed(seed + 2000)
+        oneshot = recipe.oneshot_prune(fresh_dense(), (x_train, y_train), compile_ft, config,
+                                       finetune_epochs=total_epochs, verbose=args.verbose)
+        record("oneshot_pattern", oneshot.model)
+
+    for method in ("magnitude", "filter"):
+        if method not in args.methods:
+            continue
+        keras.utils.set_random_seed(seed + (3000 if method == "magnitude" else 4000))
+        model = fresh_dense()
+        masks = (magnitude_masks(model, densities) if method == "magnitude"
+                 else filter_masks(model, admm_row["conv_macs"]))
+        hold = MaskHold(masks)
+        compile_ft(model)
+        model.fit(x_train, y_train, batch_size=64, epochs=total_epochs,
+                  verbose=args.verbose, callbacks=[hold])
+        record(method, model)
+    return result
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def epoch_overhead(data, widths, args):
+    """Seconds per epoch: plain fit of the dense net vs the wrapped net with the
+    ADMM callback (loss term + per-step bookkeeping + one Z/U update per epoch)."""
+    (x_train, y_train), _ = data
+    keras.utils.set_random_seed(0)
+    dense = vgg(x_train.shape[1:], widths, "timing")
+    compile_model(dense, 1e-3)
+    dense.fit(x_train, y_train, batch_size=64, epochs=1, verbose=0)  # warm-up + trace
+    wrapped = sparsity.prune_wrap(dense, sparsity.PatternPruningConfig(connectivity_rate=0.72))
+    compile_model(wrapped, 1e-3)
+    callback = sparsity.ADMMCallback()
+    wrapped.fit(x_train, y_train, batch_size=64, epochs=1, verbose=0, callbacks=[callback])
+    plain, admm_times = [], []
+    timer = EpochTimer()
+    for _ in range(args.timing_rounds):  # interleaved: the machine's load hits both
+        # Two epochs per fit; the second one is timed (the first may retrace).
+        dense.fit(x_train, y_train, batch_size=64, epochs=2, verbose=0, callbacks=[timer])
+        plain.append(timer.seconds[-1])
+        wrapped.fit(x_train, y_train, batch_size=64, epochs=2, verbose=0,
+                    callbacks=[callback, timer])
+        admm_times.append(timer.seconds[-1])
+    # On a shared machine other jobs only add time: the minimum is the least
+    # disturbed estimate; the medians are kept for reference.
+    return {"plain_epoch_s_min": min(plain), "admm_epoch_s_min": min(admm_times),
+            "overhead_min": min(admm_times) / min(plain) - 1.0,
+            "plain_epoch_s_median": statistics.median(plain),
+            "admm_epoch_s_median": statistics.median(admm_times),
+            "overhead_median": statistics.median(admm_times) / statistics.median(plain) - 1.0,
+            "plain_epoch_s": plain, "admm_epoch_s": admm_times, "rounds": args.timing_rounds}
+
+
+def load_cifar_subset(path, count=10000, validation=1000, seed=1234):
+    """``count`` images (equal per class, fixed seed) from ``train/<class>/*.jpg``;
+    ``validation`` of them held out. ``path``: the folder or a ``.tar.gz``."""
+    from PIL import Image
+
+    if os.path.isfile(path):
+        target = "/tmp/cocogen_cifar"
+        if not os.path.isdir(os.path.join(target, "train")):
+            os.makedirs(target, exist_ok=True)
+            with tarfile.open(path) as archive:
+                archive.extractall(target, filter="data")
+        path = target
+    root = os.path.join(path, "train") if os.path.isdir(os.path.join(path, "train")) else path
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for label, name in enumerate(CIFAR_CLASSES):
+        folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            raise ValueError(f"Expected class folder {folder}. Received: --cifar {path}")
+        files = sorted(os.listdir(folder))
+        for file in rng.choice(files, size=count // len(CIFAR_CLASSES), replace=False):
+            with Image.open(os.path.join(folder, file)) as image:
+                images.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
+            labels.append(label)
+    order = rng.permutation(len(images))
+    x = (np.stack(images)[order] / 255.0).astype(np.float32)
+    y = np.asarray(labels, dtype=np.int64)[order]
+    return (x[validation:], y[validation:]), (x[:validation], y[:validation])
+
+
+def write_rows(path, rows):
+    with open(path, "w") as f:
+        json.dump(rows, f, indent=1)
+
+
+def plot_accuracy(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({r["dataset"] for r in rows}, key=lambda d: d != "mnist5k")
+    methods = ["dense", "admm_pattern", "oneshot_pattern", "magnitude", "filter"]
+    figure, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8),
+                                squeeze=False)
+    for axis, dataset in zip(axes[0], datasets):
+        names, means, spreads = [], [], []
+        for method in methods:
+            values = [r["accuracy"] for r in rows if r["dataset"] == dataset and r["method"] == method]
+            if values:
+                names.append(method)
+                means.append(100 * np.mean(values))
+                spreads.append(100 * np.std(values))
+        axis.bar(names, means, yerr=spreads, capsize=4, color=[f"C{i}" for i in range(len(names))])
+        axis.set_ylim(max(0, min(means) - 8), min(100, max(means) + 3))
+        axis.set_ylabel("test accuracy %")
+        axis.set_title(f"{dataset}: conv density ≈ 1/8 (mean ± std)")
+        axis.tick_params(axis="x", rotation=25)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--dense-epochs", type=int, default=12)
+    parser.add_argument("--admm-epochs", type=int, default=8)
+    parser.add_argument("--finetune-epochs", type=int, default=4)
+    parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument("--connectivity-rate", type=float, default=0.72)
+    parser.add_argument("--rho", type=float, default=0.1)
+    parser.add_argument("--rho-growth", type=float, default=1.3)
+    parser.add_argument("--methods", default="oneshot_pattern,magnitude,filter")
+    parser.add_argument("--cifar", default=None, help="CIFAR-10 JPEG .tar.gz or folder")
+    parser.add_argument("--cifar-dense-epochs", type=int, default=14)
+    parser.add_argument("--cifar-admm-epochs", type=int, default=8)
+    parser.add_argument("--cifar-finetune-epochs", type=int, default=5)
+    parser.add_argument("--timing-rounds", type=int, default=3)
+    parser.add_argument("--timing-only", action="store_true",
+                        help="only measure the per-epoch overhead of the ADMM callback")
+    parser.add_argument("--train-limit", type=int, default=None, help="develop with tiny data")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "cocogen_study.json"))
+    parser.add_argument("--verbose", type=int, default=2)
+    args = parser.parse_args(argv)
+    args.methods = set(args.methods.split(",")) if args.methods else set()
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    stem = os.path.splitext(args.out)[0]
+    from cocopie_keras.demo import load_mnist_5k
+
+    start = time.perf_counter()
+    rows = []
+    mnist = load_mnist_5k()
+    if args.train_limit:
+        mnist = ((mnist[0][0][: args.train_limit], mnist[0][1][: args.train_limit]), mnist[1])
+    mnist_widths = [(16, 32), (32, 64), (64,)]
+    timing = epoch_overhead(mnist, mnist_widths, args)
+    print("timing", json.dumps(timing), flush=True)
+    with open(stem + "_timing.json", "w") as f:
+        json.dump(timing, f, indent=1)
+    if args.timing_only:
+        return 0
+    for seed in range(args.seeds):
+        run_seed("mnist5k", mnist, mnist_widths, seed, args, rows,
+                 plot_path=stem + "_patterns.png" if seed == 0 else None)
+    if args.cifar:
+        cifar = load_cifar_subset(args.cifar)
+        if args.train_limit:
+            cifar = ((cifar[0][0][: args.train_limit], cifar[0][1][: args.train_limit]), cifar[1])
+        args.dense_epochs = args.cifar_dense_epochs
+        args.admm_epochs = args.cifar_admm_epochs
+        args.finetune_epochs = args.cifar_finetune_epochs
+        args.methods = args.methods & {"magnitude"}
+        run_seed("cifar10_10k", cifar, [(32, 32), (64, 64), (128,)], 0, args, rows)
+    plot_accuracy(rows, stem + ".png")
+    print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""ADMM pattern regularization during ``model.fit``, hard pruning, and masked
+fine-tuning.
+
+ADMM splits "W fits the data" from "W has the pattern structure": every
+wrapped layer keeps ``Z`` (the projection of ``W + U`` onto patterns and
+connectivity) and the scaled dual ``U``; the loss gets ``ρ/2·‖W − Z + U‖²``
+(added by ``PatternPruneWrapper``), and every N epochs or steps this callback
+updates ``Z ← Π(W + U)``, ``U ← U + W − Z`` and raises ρ. All of that state
+lives in the wrappers' variables, so a checkpoint taken mid-ADMM resumes
+with the same ``Z``, ``U`` and counters.
+
+Example:
+
+>>> model = prune_wrap(dense_model, PatternPruningConfig(connectivity_rate=0.72))
+>>> model.compile(...)
+>>> model.fit(x, y, epochs=6, callbacks=[ADMMCallback(update_every=1)])
+>>> hard_prune(model)
+>>> model.compile(...)                   # fresh optimizer for fine-tuning
+>>> model.fit(x, y, epochs=4, callbacks=[MaskedFineTuneCallback()])
+"""
+
+import keras
+import numpy as np
+
+from cocopie_keras.sparsity.wrapping import pruning_wrappers
+
+
+@keras.saving.register_keras_serializable(package="cocopie_keras")
+class RhoSchedule:
+    """ρ for the k-th ADMM update: ``min(initial · multiplier**k, maximum)``.
+
+    Args:
+        initial: ρ of the first update, > 0.
+        multiplier: growth per update, >= 1.
+        maximum: cap on ρ.
+
+    Example:
+
+    >>> RhoSchedule(1e-3, 2.0, 1e-2)(3)
+    0.008
+    """
+
+    def __init__(self, initial=1e-3, multiplier=1.5, maximum=1.0):
+        if not initial > 0:
+            raise ValueError(f"Expected initial > 0. Received: initial={initial}")
+        if not multiplier >= 1:
+            raise ValueError(f"Expected multiplier >= 1. Received: multiplier={multiplier}")
+        if not maximum >= initial:
+            raise ValueError(
+                f"Expected maximum >= initial. Received: maximum={maximum}, initial={initial}"
+            )
+        self.initial, self.multiplier, self.maximum = float(initial), float(multiplier), float(maximum)
+
+    def __call__(self, update_index):
+        return min(self.initial * self.multiplier ** int(update_index), self.maximum)
+
+    def get_config(self):
+        return {"initial": self.initial, "multiplier": self.multiplier, "maximum": self.maximum}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _wrappers_or_fail(model):
+    wrappers = pruning_wrappers(model)
+    if not wrappers:
+        raise ValueError(
+            "Expected a model wrapped by cocopie_keras.sparsity.prune_wrap. "
+            f"Received: model {model.name!r} without PatternPruneWrapper layers"
+        )
+    return wrappers
+
+
+class _PruningCallbackBase(keras.callbacks.Callback):
+    """Attaches itself to the wrappers for the length of one ``fit``."""
+
+    adds_admm_loss = False
+
+    def on_train_begin(self, logs=None):
+        self._wrappers = _wrappers_or_fail(self.model)
+        for wrapper in self._wrappers:
+            wrapper._pruning_callback = self
+        # The train step must be traced with this callback attached (the
+        # ADMM loss is added or not at trace time): rebuild it.
+        self.model.make_train_function(force=True)
+
+    def on_train_end(self, logs=None):
+        for wrapper in self._wrappers:
+            wrapper._pruning_callback = None
+        # A later fit without a pruning callback must trace again (and fail).
+        self.model.train_function = None
+
+
+@keras.saving.register_keras_serializable(package="cocopie_keras")
+class ADMMCallback(_PruningCallbackBase):
+    """Drives ADMM pattern regularization during ``fit``.
+
+    Args:
+        update_every: ``Z``/``U`` update period (>= 1).
+        update_unit: ``"epoch"`` or ``"step"``.
+        rho: a ``RhoSchedule`` (or a float for a constant ρ).
+        log_dir: optional TensorBoard directory: per layer residual,
+            pattern change, sparsity, and a pattern-id histogram per update.
+        verbose: 1 prints one line per update with the worst layer.
+
+    Attributes:
+        history: one dict per update: ``step``, ``rho`` and ``layers``
+            (``{name: {"residual", "relative_residual", "pattern_change",
+            "sparsity"}}``).
+
+    Epoch logs gain ``admm_residual`` (sum over layers of ‖W − Z‖),
+    ``admm_relative_residual`` (largest per layer) and ``admm_pattern_change``
+    (mean over layers), shown by Keras's progress bar and kept in History.
+
+    Example:
+
+    >>> model.fit(x, y, epochs=6, callbacks=[ADMMCallback(rho=RhoSchedule(1e-3, 1.5))])
+    """
+
+    adds_admm_loss = True
+
+    def __init__(self, update_every=1, update_unit="epoch", rho=None, log_dir=None, verbose=0):
+        super().__init__()
+        if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
+            raise ValueError(f"Expected update_every >= 1. Received: update_every={update_every!r}")
+        if update_unit not in ("epoch", "step"):
+            raise ValueError(
+                f"Expected update_unit 'epoch' or 'step'. Received: update_unit={update_unit!r}"
+            )
+        if rho is None:
+            rho = RhoSchedule()
+        elif isinstance(rho, (int, float)):
+            rho = RhoSchedule(rho, 1.0, rho)
+        self.update_every, self.update_unit, self.rho = update_every, update_unit, rho
+        self.log_dir, self.verbose = log_dir, verbose
+        if update_unit == "step":
+            # Only step-based updates need a per-batch hook: any batch hook
+            # makes Keras synchronize after every step, which costs time.
+            self.on_train_batch_end = self._on_step_end
+        self.history = []
+        self._writer = None
+        self._wrappers = []
+
+    def get_config(self):
+        return {"update_every": self.update_every, "update_unit": self.update_unit,
+                "rho": self.rho.get_config(), "log_dir": self.log_dir, "verbose": self.verbose}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["rho"] = RhoSchedule.from_config(config["rho"])
+        return cls(**config)
+
+    def on_train_begin(self, logs=None):
+        wrappers = _wrappers_or_fail(self.model)
+        done = [w.layer.name for w in wrappers if w.is_pruned]
+        if done:
+            raise ValueError(
+                "Expected layers not yet hard-pruned for ADMM. Received: pruned layers "
+                f"{done} (use MaskedFineTuneCallback after hard_prune)"
+            )
+        super().on_train_begin(logs)
+        counters = [int(keras.ops.convert_to_numpy(w.admm_steps)) for w in wrappers]
+        self._steps = max(counters)
+        if self.log_dir and self._writer is None:
+            from cocopie_keras.sparsity import summaries
+
+            self._writer = summaries.PruningSummaryWriter(self.log_dir)
+        if int(keras.ops.convert_to_numpy(wrappers[0].admm_updates)) == 0:
+            self._update()  # Z ← Π(W), U ← 0 before the first step
+
+    def _on_step_end(self, batch, logs=None):
+        self._steps += 1
+        if self._steps % self.update_every == 0:
+            self._update()
+        else:
+            self._save_steps()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._iterations_at_epoch = self._iterations()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.update_unit == "epoch":
+            # The optimizer counts the steps; no per-batch hook is needed.
+            self._steps += self._iterations() - self._iterations_at_epoch
+            self._save_steps()
+        if self.update_unit == "epoch" and (epoch + 1) % self.update_every == 0:
+            self._update()
+        if logs is not None and self.history:
+            layers = self.history[-1]["layers"].values()
+            logs["admm_residual"] = float(sum(r["residual"] for r in layers))
+            logs["admm_relative_residual"] = float(max(r["relative_residual"] for r in layers))
+            logs["admm_pattern_change"] = float(np.mean([r["pattern_change"] for r in layers]))
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _iterations(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def _save_steps(self):
+        # One scalar per layer: the checkpoint then resumes the step count.
+        for wrapper in self._wrappers:
+            wrapper.admm_steps.assign(self._steps)
+
+    def _update(self):
+        index = int(keras.ops.convert_to_numpy(self._wrappers[0].admm_updates))
+        rho = self.rho(index)
+        records = {w.layer.name: w.admm_update(rho) for w in self._wrappers}
+        self._save_steps()
+        entry = {"update": index, "step": self._steps, "rho": rho, "layers": records}
+        self.history.append(entry)
+        if self._writer is not None:
+            self._writer.write_admm(entry, self._wrappers)
+        if self.verbose:
+            worst = max(records, key=lambda name: records[name]["relative_residual"])
+            print(f"ADMM update {index}: rho={rho:.3g}, worst relative residual "
+                  f"{records[worst]['relative_residual']:.4f} ({worst})")
+
+
+@keras.saving.register_keras_serializable(package="cocopie_keras")
+class MaskedFineTuneCallback(_PruningCallbackBase):
+    """Keeps hard-pruned weights at exactly zero while fine-tuning.
+
+    The kernels' ``MaskConstraint`` masks every optimizer update; Keras
+    applies constraints only to variables that received a gradient, so this
+    callback also masks every kernel when training starts and ends (a frozen
+    or unused layer stays pruned too), and checks that ``hard_prune`` ran.
+
+    Example:
+
+    >>> hard_prune(model)
+    >>> model.fit(x, y, callbacks=[MaskedFineTuneCallback()])
+    """
+
+    def on_train_begin(self, logs=None):
+        wrappers = _wrappers_or_fail(self.model)
+        pending = [w.layer.name for w in wrappers if not w.is_pruned]
+        if pending:
+            raise ValueError(
+                "Expected hard_prune(model) before masked fine-tuning. Received: "
+                f"layers not pruned yet: {pending}"
+            )
+        super().on_train_begin(logs)
+        for wrapper in self._wrappers:
+            wrapper.apply_mask()
+
+    def on_train_end(self, logs=None):
+        for wrapper in self._wrappers:
+            wrapper.apply_mask()
+        super().on_train_end(logs)
+
+    def get_config(self):
+        return {}
+
+
+def hard_prune(model):
+    """Imposes patterns and connectivity on every wrapped layer, in place.
+
+    Each kernel is projected (max retained L2 norm pattern, then the weakest
+    kernels removed), multiplied by its mask, and the mask is fixed for
+    fine-tuning; ρ is set to 0.
+
+    Returns:
+        ``{layer name: KernelProjection}``.
+    """
+    return {w.layer.name: w.hard_prune() for w in _wrappers_or_fail(model)}

@@ -1,0 +1,215 @@
+"""``PatternPruneWrapper``: a Conv2D / DepthwiseConv2D / Dense layer with its
+pattern-pruning state (mask, ADMM ``Z`` and ``U``, ρ, pattern ids) held in
+non-trainable variables, so it saves to ``.keras`` and resumes exactly.
+
+The wrapper changes nothing in the forward pass. While ADMM runs it adds
+``ρ/2·‖W − Z + U‖²`` to the model's losses; after ``hard_prune`` the kernel
+variable carries a constraint that multiplies it by the mask after every
+optimizer step. It refuses to train without one of the callbacks of
+``cocopie_keras.sparsity`` (they drive ``Z``/``U`` and re-apply masks to
+kernels that received no gradient).
+
+Example:
+
+>>> wrapped = PatternPruneWrapper(keras.layers.Conv2D(16, 3),
+...                               pattern_pool=fixed_pattern_pool(), connectivity_rate=0.5)
+"""
+
+import keras
+import numpy as np
+
+from cocopie_keras import patterns as patterns_lib
+
+UNSET = -2
+"""Pattern id before the first projection."""
+
+
+class MaskConstraint:
+    """Kernel constraint ``W ↦ mask · inner(W)`` (``inner`` is the layer's own
+    constraint, if any). Set on the variable, never serialized: the wrapper
+    sets it again whenever it is built."""
+
+    def __init__(self, mask, inner=None):
+        self.mask = mask
+        self.inner = inner
+
+    def __call__(self, weights):
+        if self.inner is not None:
+            weights = self.inner(weights)
+        return weights * keras.ops.cast(self.mask, weights.dtype)
+
+
+@keras.saving.register_keras_serializable(package="cocopie_keras")
+class PatternPruneWrapper(keras.layers.Wrapper):
+    """Pattern + connectivity pruning state around one layer.
+
+    Args:
+        layer: a ``Conv2D`` (groups=1), ``DepthwiseConv2D`` or ``Dense`` layer.
+        pattern_pool: bool ``(P, kh, kw)`` (for Dense: the block's patterns).
+        connectivity_rate: fraction of kernels (Dense: blocks) removed.
+        block_size: Dense only, ``(bh, bw)``.
+        **kwargs: base layer arguments (``name``...).
+
+    Example:
+
+    >>> config = PatternPruningConfig(connectivity_rate=0.5)
+    >>> model = prune_wrap(model, config)   # wraps every planned layer
+    """
+
+    def __init__(self, layer, pattern_pool, connectivity_rate=0.0, block_size=None, **kwargs):
+        kwargs.setdefault("name", f"pattern_prune_{layer.name}")
+        super().__init__(layer, **kwargs)
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                                  keras.layers.Dense)):
+            raise ValueError(
+                "Expected a Conv2D, DepthwiseConv2D or Dense layer. Received: "
+                f"layer {layer.name!r} of type {type(layer).__name__}"
+            )
+        self.is_dense = isinstance(layer, keras.layers.Dense)
+        if self.is_dense and block_size is None:
+            raise ValueError(f"Expected block_size for Dense layer {layer.name!r}. Received: None")
+        self.pattern_pool = patterns_lib.validate_pattern_pool(np.asarray(pattern_pool))
+        if not 0.0 <= connectivity_rate < 1.0:
+            raise ValueError(
+                f"Expected connectivity_rate in [0, 1). Received: connectivity_rate={connectivity_rate}"
+            )
+        self.connectivity_rate = float(connectivity_rate)
+        self.block_size = None if block_size is None else tuple(int(v) for v in block_size)
+        self._pruning_callback = None  # the callback of the fit in progress, if any
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        kernel = self.layer.kernel
+        shape = tuple(kernel.shape)
+        grid = self._grid_shape(shape)
+        def state(name, shape, dtype, value):
+            return self.add_weight(name=name, shape=shape, dtype=dtype, trainable=False,
+                                   initializer=keras.initializers.Constant(value))
+
+        self.pattern_mask = state("pattern_mask", shape, kernel.dtype, 1.0)
+        self.admm_z = state("admm_z", shape, kernel.dtype, 0.0)
+        self.admm_u = state("admm_u", shape, kernel.dtype, 0.0)
+        self.admm_rho = state("admm_rho", (), "float32", 0.0)
+        self.pattern_ids = state("pattern_ids", grid, "int32", UNSET)
+        self.admm_updates = state("admm_updates", (), "int64", 0)
+        self.admm_steps = state("admm_steps", (), "int64", 0)
+        self.pruned = state("pruned", (), "int32", 0)
+        constraint = kernel.constraint
+        if isinstance(constraint, MaskConstraint):
+            constraint = constraint.inner
+        kernel.constraint = MaskConstraint(self.pattern_mask, constraint)
+        self.built = True
+
+    def _grid_shape(self, shape):
+        if self.is_dense:
+            bh, bw = self.block_size
+            if shape[0] % bh or shape[1] % bw:
+                raise ValueError(
+                    f"Expected Dense kernel {shape} divisible into blocks {self.block_size}. "
+                    f"Received: layer {self.layer.name!r}"
+                )
+            return (shape[0] // bh, shape[1] // bw)
+        if shape[:2] != self.pattern_pool.shape[1:]:
+            raise ValueError(
+                f"Expected layer {self.layer.name!r} to have kernel size "
+                f"{self.pattern_pool.shape[1:]} like its pattern pool. Received: {shape[:2]}"
+            )
+        return shape[2:]
+
+    def call(self, inputs, training=None):
+        if training:
+            callback = self._pruning_callback
+            if callback is None:
+                raise ValueError(
+                    f"Expected a pruning callback while training {self.name!r}: pass "
+                    "cocopie_keras.sparsity.ADMMCallback() or MaskedFineTuneCallback() "
+                    "to fit(). Received: no such callback"
+                )
+            if callback.adds_admm_loss:
+                # ρ/2·‖W − Z + U‖²; its gradient ρ(W − Z + U) pulls W to Z − U.
+                gap = self.layer.kernel - self.admm_z + self.admm_u
+                self.add_loss(0.5 * self.admm_rho * keras.ops.sum(keras.ops.square(gap)))
+        return self.layer(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "pattern_pool": self.pattern_pool.astype(int).tolist(),
+            "connectivity_rate": self.connectivity_rate,
+            "block_size": None if self.block_size is None else list(self.block_size),
+        })
+        return config
+
+    # --- host-side operations, run by the callbacks and by hard_prune ---------------------
+    @property
+    def kernel(self):
+        """The wrapped layer's kernel variable."""
+        return self.layer.kernel
+
+    @property
+    def is_pruned(self):
+        return bool(keras.ops.convert_to_numpy(self.pruned))
+
+    def project(self, weights):
+        """Pattern + connectivity projection of ``weights`` (kernel-shaped)."""
+        weights = np.asarray(weights)
+        if self.is_dense:
+            return patterns_lib.project_dense(weights, self.pattern_pool, self.block_size,
+                                              self.connectivity_rate)
+        return patterns_lib.project_kernel(weights, self.pattern_pool, self.connectivity_rate)
+
+    def admm_update(self, rho):
+        """One ADMM step: ``Z ← Π(W + U)``, ``U ← U + W − Z``; sets ρ.
+
+        On the first call (no update yet) ``Z ← Π(W)`` and ``U ← 0``.
+
+        Returns:
+            dict with ``residual`` ‖W − Z‖, ``relative_residual`` ‖W − Z‖/‖W‖,
+            ``pattern_change`` (fraction of kernels whose pattern id changed;
+            removed counts as a pattern) and ``sparsity`` of ``Z``.
+        """
+        weights = keras.ops.convert_to_numpy(self.kernel).astype(np.float64)
+        first = int(keras.ops.convert_to_numpy(self.admm_updates)) == 0
+        dual = 0.0 if first else keras.ops.convert_to_numpy(self.admm_u).astype(np.float64)
+        target = weights + dual
+        projection = self.project(target)
+        z = target * projection.mask
+        u = np.zeros_like(z) if first else target - z  # U + W − Z; U starts at 0
+        previous = keras.ops.convert_to_numpy(self.pattern_ids)
+        changed = 1.0 if first else float(np.mean(previous != projection.pattern_ids))
+        self.admm_z.assign(z.astype(self.admm_z.dtype))
+        self.admm_u.assign(u.astype(self.admm_u.dtype))
+        self.pattern_ids.assign(projection.pattern_ids)
+        self.admm_updates.assign_add(1)
+        self.admm_rho.assign(float(rho))
+        residual = float(np.linalg.norm(weights - z))
+        return {
+            "residual": residual,
+            "relative_residual": residual / max(float(np.linalg.norm(weights)), 1e-12),
+            "pattern_change": changed,
+            "sparsity": float(1.0 - projection.mask.mean()),
+        }
+
+    def hard_prune(self):
+        """Imposes the projection of the current weights: mask, ids, ``W·mask``; ρ ← 0."""
+        projection = self.project(keras.ops.convert_to_numpy(self.kernel))
+        self.pattern_mask.assign(projection.mask.astype(self.pattern_mask.dtype))
+        self.pattern_ids.assign(projection.pattern_ids)
+        self.admm_rho.assign(0.0)
+        self.pruned.assign(1)
+        self.apply_mask()
+        return projection
+
+    def apply_mask(self):
+        """``W ← W·mask`` (also for kernels the optimizer did not touch)."""
+        self.kernel.assign(self.kernel * keras.ops.cast(self.pattern_mask, self.kernel.dtype))
+
+    def masks_hold(self):
+        """True when every weight outside the mask is exactly zero."""
+        kernel = keras.ops.convert_to_numpy(self.kernel)
+        mask = keras.ops.convert_to_numpy(self.pattern_mask).astype(bool)
+        return not np.any(kernel[~mask])
