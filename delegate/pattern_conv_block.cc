@@ -9,6 +9,13 @@
 // so padding costs no branch; tail pixels repeat the last valid pixel and are
 // not stored.
 
+// The micro-kernel keeps its accumulators in arrays of vectors, which sizeless
+// SVE vector types cannot form; on SVE CPUs this kernel dispatches to NEON
+// (the same 128-bit registers, all 32 of them).
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128)
+#endif
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "delegate/pattern_conv_block.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
