@@ -15,6 +15,15 @@ DELEGATE_LIB := cocopie_keras/libcocopie_delegate.so
 CXXFLAGS_TEST := -std=c++17 -O1 -g -I. -fsanitize=address,undefined -fno-omit-frame-pointer
 REQUIREMENTS := $(sort $(wildcard requirements*.txt))
 
+# $(call apt_install,PACKAGES): a shell command installing those not installed.
+apt_install = missing=$$(for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 # Test steps run by `make test` before the Python tests; fragments in mk/
 # (one per topic: benchmarks, arm64, ...) add theirs with `TEST_STEPS += ...`.
 TEST_STEPS := test-cc test-asan bazel
@@ -27,13 +36,7 @@ all: install
 # --- set-up ------------------------------------------------------------------
 $(OUT)/.apt-stamp:
 	@mkdir -p $(OUT)
-	@missing=$$(for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:" $$missing; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call apt_install,$(APT_PACKAGES))
 	@touch $@
 
 $(VENV)/.deps-stamp: $(REQUIREMENTS) | $(OUT)/.apt-stamp

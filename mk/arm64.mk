@@ -38,13 +38,7 @@ TEST_STEPS += test-arm64-quick test-android-jvm
 
 $(ARM64_OUT)/.apt-stamp:
 	@mkdir -p $(ARM64_OUT)
-	@missing=$$(for p in $(ARM64_APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:" $$missing; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call apt_install,$(ARM64_APT_PACKAGES))
 	@touch $@
 
 # Idempotent and quick once cached; re-run every time so that a changed
