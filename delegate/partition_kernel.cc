@@ -77,7 +77,11 @@ class PartitionKernel {
 
   TfLiteStatus Invoke(TfLiteContext* context) {
     const bool reference = state_->options().kernel == kCocopieKernelReference;
-    for (ConvStep& step : steps_) {
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      ConvStep& step = steps_[i];
+      // After the partition's last convolution the runtime's other kernels
+      // run on their own pool: let ours sleep rather than spin against them.
+      const bool last = i + 1 == steps_.size();
       const float* input = Data(context, step.input_tensor);
       float* output = Data(context, step.output_tensor);
       if (input == nullptr || output == nullptr) {
@@ -89,11 +93,11 @@ class PartitionKernel {
         PatternConvReference(step.geometry, step.weights, input, output);
       } else if (step.use_block &&
                  PatternConvBlock(step.geometry, step.blocks, input, output,
-                                  &step.block_scratch, pool_)) {
+                                  &step.block_scratch, pool_, last)) {
         // done
       } else {
         PatternConvSimd(step.geometry, step.weights, input, output,
-                        &step.scratch, pool_);
+                        &step.scratch, pool_, last);
       }
     }
     return kTfLiteOk;

@@ -71,9 +71,15 @@ struct PatternConvScratch {
   std::vector<float> output_chw;
   std::vector<int64_t> tap_offsets;
 };
+//
+// `release_workers`: let the pool's threads sleep when the call returns
+// instead of spinning for the next one; pass it on the last convolution before
+// the runtime's other kernels (XNNPACK, with a pool of its own) take over, so
+// the two pools do not fight for the cores.
 void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
                      const float* input_nhwc, float* output_nhwc,
-                     PatternConvScratch* scratch, pthreadpool_t pool);
+                     PatternConvScratch* scratch, pthreadpool_t pool,
+                     bool release_workers = false);
 
 // Name of the Highway target PatternConvSimd dispatches to on this CPU.
 const char* PatternConvSimdTarget();
@@ -125,10 +131,11 @@ struct BlockConvScratch {
 
 // NHWC convolution of all `g.batch` images with block-packed weights. Returns
 // false, computing nothing, if `w` was not packed with PreferredChannelBlock().
-// `pool` may be null.
+// `pool` may be null; `release_workers` as for PatternConvSimd.
 bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
                       const float* input_nhwc, float* output_nhwc,
-                      BlockConvScratch* scratch, pthreadpool_t pool);
+                      BlockConvScratch* scratch, pthreadpool_t pool,
+                      bool release_workers = false);
 
 }  // namespace cocopie
 

@@ -220,7 +220,8 @@ bool SameGeometry(const ConvGeometry& a, const ConvGeometry& b) {
 
 bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
                       const float* input, float* output,
-                      BlockConvScratch* scratch, pthreadpool_t pool) {
+                      BlockConvScratch* scratch, pthreadpool_t pool,
+                      bool release_workers) {
   assert(g.in_c == w.in_c && g.out_c == w.out_c);
   // Weights packed for another target's block would be misread.
   if (w.block != PreferredChannelBlock()) return false;
@@ -292,8 +293,10 @@ bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
                    output + n * image_out,
                    pixels,
                    per_task};
+    const bool last_call = release_workers && n == g.batch - 1;
     pthreadpool_parallelize_2d(pool, run, &task, w.blocks,
-                               (pixels + per_task - 1) / per_task, /*flags=*/0);
+                               (pixels + per_task - 1) / per_task,
+                               last_call ? PTHREADPOOL_FLAG_YIELD_WORKERS : 0);
   }
   return true;
 }

@@ -145,7 +145,8 @@ void FillPhases(const ConvGeometry& g, const float* image, int padded_h,
 
 void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
                      const float* input, float* output,
-                     PatternConvScratch* scratch, pthreadpool_t pool) {
+                     PatternConvScratch* scratch, pthreadpool_t pool,
+                     bool release_workers) {
   assert(g.in_c == w.in_c && g.out_c == w.out_c);
   assert(g.kernel_h == w.kernel_h && g.kernel_w == w.kernel_w);
   const int padded_h = (g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
@@ -183,7 +184,9 @@ void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
     const float* image = input + static_cast<size_t>(n) * g.in_h * g.in_w * g.in_c;
     std::fill(scratch->input_phases.begin(), scratch->input_phases.end(), 0.0f);
     FillPhases(g, image, padded_h, phase_w, scratch->input_phases.data());
-    pthreadpool_parallelize_1d(pool, run, &task, g.out_c, /*flags=*/0);
+    const bool last_call = release_workers && n == g.batch - 1;
+    pthreadpool_parallelize_1d(pool, run, &task, g.out_c,
+                               last_call ? PTHREADPOOL_FLAG_YIELD_WORKERS : 0);
     float* out_image = output + static_cast<size_t>(n) * out_plane * g.out_c;
     for (size_t pixel = 0; pixel < out_plane; ++pixel) {
       for (int co = 0; co < g.out_c; ++co) {

@@ -1,0 +1,303 @@
+"""The networks the benchmark measures, their pruned variants, and MAC counts.
+
+Speed does not depend on trained values, so every model starts from a seeded
+random initialisation (``weights=None``) and its weights are projected onto
+patterns exactly as a trained model's would be.
+
+Example:
+
+>>> model = build_model("resnet20_cifar")
+>>> info = apply_variant(model, "pattern_conn")
+>>> macs = count_macs(model)            # {"dense_macs": ..., "nonzero_macs": ...}
+"""
+
+import numpy as np
+
+MODEL_NAMES = ("vgg16", "resnet50", "mobilenetv2", "vgg16_cifar", "resnet20_cifar")
+VARIANTS = ("dense", "pattern", "pattern_conn")
+CONNECTIVITY_RATE = 0.72
+# Output channels sharing a pattern (and a removal) per input channel: the
+# delegate's preference, see cocopie_keras.codesign.
+PATTERN_GROUP = 32
+"""Fraction of kernels ``pattern_conn`` removes (1 / 0.28 ≈ 3.6× fewer kernels)."""
+
+
+def _vgg16_cifar():
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    x = inputs
+    for block, (filters, convs) in enumerate([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]):
+        for i in range(convs):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                    name=f"block{block + 1}_conv{i + 1}")(x)
+            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(512, activation="relu")(x)
+    outputs = keras.layers.Dense(10)(x)
+    return keras.Model(inputs, outputs, name="vgg16_cifar")
+
+
+def _resnet20_cifar():
+    """ResNet-20 for 32×32 inputs: 3 stages × 3 basic blocks, 16/32/64 filters.
+
+    Downsampling shortcuts are strided 1×1 convolutions (option B), which
+    every runtime here supports.
+    """
+    import keras
+
+    def conv_bn(x, filters, kernel, strides, relu, name):
+        x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same",
+                                use_bias=False, name=name)(x)
+        x = keras.layers.BatchNormalization()(x)
+        return keras.layers.ReLU()(x) if relu else x
+
+    inputs = keras.Input((32, 32, 3))
+    x = conv_bn(inputs, 16, 3, 1, True, "stem_conv")
+    for stage, filters in enumerate([16, 32, 64]):
+        for block in range(3):
+            strides = 2 if stage > 0 and block == 0 else 1
+            name = f"stage{stage + 1}_block{block + 1}"
+            shortcut = x
+            y = conv_bn(x, filters, 3, strides, True, f"{name}_conv1")
+            y = conv_bn(y, filters, 3, 1, False, f"{name}_conv2")
+            if strides != 1 or shortcut.shape[-1] != filters:
+                shortcut = conv_bn(shortcut, filters, 1, strides, False, f"{name}_proj")
+            x = keras.layers.ReLU()(keras.layers.Add()([y, shortcut]))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10)(x)
+    return keras.Model(inputs, outputs, name="resnet20_cifar")
+
+
+def _application(name):
+    import keras
+
+    constructor = {
+        "vgg16": keras.applications.VGG16,
+        "resnet50": keras.applications.ResNet50,
+        "mobilenetv2": keras.applications.MobileNetV2,
+    }[name]
+    # Logits, not softmax: the output check compares values that move when a
+    # runtime computes something else (softmax over 1000 classes hides that).
+    return constructor(weights=None, input_shape=(224, 224, 3), classifier_activation=None)
+
+
+def build_model(name, seed=0):
+    """A freshly initialised Keras model by benchmark name.
+
+    Args:
+        name: one of ``MODEL_NAMES``.
+        seed: initialisation seed (same seed, same weights).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    import keras
+
+    if name not in MODEL_NAMES:
+        raise ValueError(
+            f"Expected a model name in {list(MODEL_NAMES)}. Received: model={name!r}"
+        )
+    keras.utils.set_random_seed(seed)
+    if name == "vgg16_cifar":
+        return _vgg16_cifar()
+    if name == "resnet20_cifar":
+        return _resnet20_cifar()
+    return _application(name)
+
+
+def pointwise_conv_layers(model):
+    """Conv2D layers with 1×1 kernels and groups=1 (connectivity-pruned too)."""
+    import keras
+
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.Conv2D)
+        and not isinstance(layer, keras.layers.DepthwiseConv2D)
+        and tuple(layer.kernel_size) == (1, 1)
+        and getattr(layer, "groups", 1) == 1
+    ]
+
+
+def prune_pointwise(layer, rate, group_size=PATTERN_GROUP):
+    """Connectivity-prunes a 1×1 conv: the fraction ``rate`` of its
+    (output-channel group, input channel) weight slices, weakest first.
+
+    A 1×1 kernel is one weight, so connectivity pruning at the 3×3 layers'
+    kernel rate removes whole (out, in) weights at the same rate, in groups of
+    ``group_size`` output channels as the 3×3 patterns are
+    (``cocopie_keras.codesign``; 1 = every weight on its own).
+
+    Returns:
+        The number of weights zeroed.
+    """
+    import keras
+
+    from cocopie_keras import codesign
+
+    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    projection = codesign.project_kernel_grouped(
+        kernel, pool=np.ones((1, 1, 1), dtype=bool), connectivity_rate=rate,
+        group_size=group_size)
+    layer.kernel.assign(kernel * projection.mask)
+    return int(kernel.size - projection.mask.sum())
+
+
+def apply_variant(model, variant, connectivity_rate=CONNECTIVITY_RATE,
+                  group_size=PATTERN_GROUP):
+    """Prunes ``model`` in place for a benchmark variant.
+
+    ``dense`` leaves it alone; ``pattern`` puts a 4-of-9 pattern on every 3×3
+    conv; ``pattern_conn`` also removes ``connectivity_rate`` of the kernels
+    of every 3×3 conv and of the weights of every 1×1 conv. Pruning follows
+    the project's co-design preference: ``group_size`` consecutive output
+    channels share one pattern per input channel and are removed together
+    (``cocopie_keras.codesign``); ``group_size=1`` gives every kernel its own.
+
+    Returns:
+        ``{"pattern_convs": n, "pointwise_convs": m}``: layers pruned.
+
+    Raises:
+        ValueError: for an unknown variant or a rate outside ``[0, 1)``.
+    """
+    import keras
+
+    from cocopie_keras import codesign
+    from cocopie_keras import pruning
+
+    if variant not in VARIANTS:
+        raise ValueError(
+            f"Expected a variant in {list(VARIANTS)}. Received: variant={variant!r}"
+        )
+    if not 0.0 <= connectivity_rate < 1.0:
+        raise ValueError(
+            "Expected connectivity_rate in [0, 1). "
+            f"Received: connectivity_rate={connectivity_rate}"
+        )
+    if variant == "dense":
+        return {"pattern_convs": 0, "pointwise_convs": 0}
+    rate = connectivity_rate if variant == "pattern_conn" else 0.0
+    pattern_convs = pruning.prunable_conv_layers(model)
+    for layer in pattern_convs:
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        projection = codesign.project_kernel_grouped(
+            kernel, connectivity_rate=rate, group_size=group_size)
+        layer.kernel.assign(kernel * projection.mask)
+    pointwise = 0
+    if rate:
+        for layer in pointwise_conv_layers(model):
+            prune_pointwise(layer, rate, group_size)
+            pointwise += 1
+    return {"pattern_convs": len(pattern_convs), "pointwise_convs": pointwise}
+
+
+def _weighted_layers(model):
+    import keras
+
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, kinds)]
+
+
+def normalize_activations(model, x):
+    """Rescales every conv / dense layer so its output has unit standard deviation.
+
+    Random initialisation followed by pruning shrinks activations layer after
+    layer (ResNet-style BN layers are identities before training); deep in the
+    network they reach float32 denormals, which make every runtime's
+    arithmetic orders of magnitude slower and would measure that instead of
+    the kernels. Trained networks keep activations near unit scale; this data-
+    dependent rescaling (as in LSUV initialisation) does the same, one layer at
+    a time in network order. A kernel is multiplied by a positive scalar, so
+    its zeros (the pruning patterns) are kept.
+
+    Args:
+        model: a built functional or sequential Keras model (changed in place).
+        x: an input batch.
+
+    Returns:
+        The output standard deviation of each layer before rescaling.
+    """
+    import keras
+
+    before = {}
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    for layer in _weighted_layers(model):
+        probe = keras.Model(inputs, layer.output)
+        std = float(np.std(keras.ops.convert_to_numpy(probe(x, training=False))))
+        before[layer.name] = std
+        if not np.isfinite(std) or std <= 0.0:
+            continue
+        layer.kernel.assign(keras.ops.convert_to_numpy(layer.kernel) / std)
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(keras.ops.convert_to_numpy(layer.bias) / std)
+    return before
+
+
+def _output_positions(layer):
+    """Output pixels per image (1 for Dense on a vector)."""
+    shape = tuple(layer.output.shape)
+    return int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+
+
+def count_macs(model):
+    """Multiply-accumulates of one inference (batch 1), dense and non-zero.
+
+    Every weight of a conv, depthwise conv or dense layer is used once per
+    output position, so a layer's MACs are its output positions times its
+    weight count (dense) or its non-zero weight count. Bias, BN, pooling and
+    activations are left out: they are not multiply-accumulates of weights.
+
+    Returns:
+        ``{"dense_macs", "nonzero_macs", "weight_bytes"}`` (float32 weights).
+    """
+    import keras
+
+    dense = nonzero = weights = 0
+    for layer in _weighted_layers(model):
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        positions = _output_positions(layer)
+        dense += positions * kernel.size
+        nonzero += positions * int(np.count_nonzero(kernel))
+        weights += kernel.size
+    return {"dense_macs": int(dense), "nonzero_macs": int(nonzero),
+            "weight_bytes": int(4 * weights)}
+
+
+def conv_layer_models(model, unique=True):
+    """Each Conv2D of ``model`` as a one-layer model with the same weights.
+
+    Args:
+        model: a built Keras model (pruned or not).
+        unique: keep only the first layer of each distinct configuration
+            (input shape, filters, kernel, strides); VGG and ResNet repeat
+            shapes, and identical single-op models measure the same kernel.
+
+    Returns:
+        list of ``(layer name, single-op keras.Model)``.
+    """
+    import keras
+
+    seen = set()
+    result = []
+    for layer in model._flatten_layers(include_self=False):
+        if not isinstance(layer, keras.layers.Conv2D) or isinstance(
+                layer, keras.layers.DepthwiseConv2D):
+            continue
+        in_shape = tuple(layer.input.shape[1:])
+        config = layer.get_config()
+        key = (in_shape, config["filters"], tuple(config["kernel_size"]),
+               tuple(config["strides"]), config["padding"])
+        if unique and key in seen:
+            continue
+        seen.add(key)
+        config.pop("name", None)
+        inputs = keras.Input(in_shape)
+        clone = keras.layers.Conv2D.from_config(config)
+        outputs = clone(inputs)
+        clone.set_weights(layer.get_weights())
+        result.append((layer.name, keras.Model(inputs, outputs, name=f"{model.name}_{layer.name}")))
+    return result

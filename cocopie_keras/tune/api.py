@@ -1,0 +1,141 @@
+"""`tune`: the whole CoCo-Tune flow for one trained Keras model.
+
+Example:
+
+```python
+from cocopie_keras import tune
+summary = tune.tune(model, (x_train, y_train), (x_val, y_val), workdir="out/tune",
+                    subspace_size=16, alpha=0.02, epochs=2, executor="ray")
+print(summary["block"]["best"], summary["default"]["best"])
+```
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+
+from cocopie_keras.tune import blocks as blocks_lib
+from cocopie_keras.tune import explore as explore_lib
+from cocopie_keras.tune import pretrain
+from cocopie_keras.tune import surgery
+
+INITS = ("block", "default")
+
+
+def _from_logits(model):
+    activation = getattr(model.layers[-1], "activation", None)
+    return getattr(activation, "__name__", "linear") != "softmax"
+
+
+def tune(model, train, validation, workdir, modules=None, configs=None, subspace_size=8,
+         rates=blocks_lib.DEFAULT_RATES, alpha=0.01, threshold=None, epochs=1,
+         pretrain_epochs=1, batch_size=64, learning_rate=1e-3, inits=INITS, executor="ray",
+         address=None, workers=1, threads=1, seed=0, stop_at_threshold=True, trial_fn=None,
+         log=print):
+    """Finds the smallest filter-pruned network reaching an accuracy threshold.
+
+    Args:
+        model: trained Keras Functional classifier (integer labels).
+        train, validation: ``(x, y)`` arrays.
+        workdir: folder for the teacher, data, block weights and results
+            (``trials.jsonl``); rerunning with the same folder resumes.
+        modules: list of `surgery.Module` (default: `surgery.infer_modules`).
+        configs: the promising subspace (per network, one rate per module);
+            default: `blocks.sample_subspace` of ``subspace_size`` over ``rates``.
+        alpha: accuracy drop allowed; threshold = full accuracy - alpha.
+        threshold: explicit accuracy threshold (overrides ``alpha``).
+        epochs: fine-tuning epochs per trial; pretrain_epochs: for the blocks.
+        inits: which explorations to run: "block" (composability) and/or
+            "default" (baseline).
+        executor: "ray" or "local"; address: existing Ray cluster.
+        workers: trials at once; threads: TF threads per trial.
+        stop_at_threshold: end a trial's fine-tuning once it reaches the threshold.
+        trial_fn: replaces `explore.run_trial` (tests).
+
+    Returns:
+        A JSON-serializable summary dict (also written to
+        ``workdir/summary.json``).
+    """
+    for init in inits:
+        if init not in INITS:
+            raise ValueError(f"Expected inits among {INITS}. Received: init={init!r}")
+    if executor not in ("ray", "local"):
+        raise ValueError(f"Expected executor 'ray' or 'local'. Received: executor={executor!r}")
+    if workers < 1 or threads < 1 or epochs < 1:
+        raise ValueError(f"Expected workers, threads, epochs >= 1. Received: workers={workers}, "
+                         f"threads={threads}, epochs={epochs}")
+    os.makedirs(workdir, exist_ok=True)
+    modules = surgery.validate_modules(model, modules if modules is not None
+                                       else surgery.infer_modules(model))
+    if configs is None:
+        configs = blocks_lib.sample_subspace(len(modules), subspace_size, rates, seed=seed)
+    configs = [tuple(float(r) for r in c) for c in configs]
+    for config in configs:
+        surgery.channel_plan(model, modules, config)  # bad configs fail before any training
+    found = blocks_lib.identify_blocks(configs)
+    params = [surgery.prune_filters(model, modules, c).count_params() for c in configs]
+
+    from_logits = _from_logits(model)
+    # predict, not compile + evaluate: the caller's compiled state stays as it was.
+    predictions = model.predict(validation[0], batch_size=batch_size, verbose=0)
+    full_accuracy = float(np.mean(np.argmax(predictions, axis=-1)
+                                  == np.asarray(validation[1]).reshape(-1)))
+    if threshold is None:
+        threshold = full_accuracy - alpha
+    teacher_path = os.path.join(workdir, "teacher.keras")
+    data_path = os.path.join(workdir, "data.npz")
+    blocks_path = os.path.join(workdir, "blocks.npz")
+    model.save(teacher_path)
+    np.savez(data_path, x_train=train[0], y_train=train[1],
+             x_val=validation[0], y_val=validation[1])
+
+    pretrain_seconds = 0.0
+    if "block" in inits:
+        timing_path = os.path.join(workdir, "pretrain.json")
+        if os.path.exists(blocks_path) and os.path.exists(timing_path):
+            with open(timing_path) as f:
+                pretrain_seconds = json.load(f)["seconds"]  # resumed: blocks already trained
+        else:
+            started = time.time()
+            weights = pretrain.pretrain_blocks(model, modules, found.blocks, train[0],
+                                               epochs=pretrain_epochs, batch_size=batch_size,
+                                               learning_rate=learning_rate)
+            pretrain_seconds = time.time() - started
+            pretrain.save_block_weights(blocks_path, weights)
+            with open(timing_path, "w") as f:
+                json.dump({"seconds": pretrain_seconds}, f)
+        if log:
+            log(f"{len(found.blocks)} tuning blocks pre-trained in {pretrain_seconds:.1f} s")
+
+    store = explore_lib.ResultStore(os.path.join(workdir, "trials.jsonl"))
+    runner = (explore_lib.RayExecutor(address, workers, threads) if executor == "ray"
+              else explore_lib.LocalExecutor(threads))
+    module_dicts = [{"convs": list(m.convs), "input": m.input, "output": m.output}
+                    for m in modules]
+    summary = {"full_accuracy": full_accuracy, "full_params": int(model.count_params()),
+               "threshold": threshold, "configs": [list(c) for c in configs], "params": params,
+               "blocks": [[list(s) for s in b] for b in found.blocks],
+               "composites": found.composites, "pretrain_seconds": pretrain_seconds,
+               "workers": workers}
+    try:
+        for init in inits:
+            payloads = [{"init": init, "config": list(c), "teacher_path": teacher_path,
+                         "data_path": data_path, "blocks_path": blocks_path,
+                         "block_ids": found.composites[i] if init == "block" else None,
+                         "modules": module_dicts, "epochs": epochs, "batch_size": batch_size,
+                         "learning_rate": learning_rate, "from_logits": from_logits,
+                         "threads": threads, "seed": seed,
+                         "stop_at": threshold if stop_at_threshold else None}
+                        for i, c in enumerate(configs)]
+            started = time.time()
+            result = explore_lib.explore(payloads, params, threshold, store, runner,
+                                         trial_fn or explore_lib.run_trial, workers, log)
+            result["wall_seconds"] = time.time() - started
+            summary[init] = result
+    finally:
+        runner.close()
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
