@@ -3,15 +3,17 @@ ADMM, masked fine-tuning, and a plain .keras (optionally .tflite) result."""
 
 import os
 
+# What load_data accepts (shared with `cocopie tune`).
+DATA_HELP = ("'mnist5k' (built in), a .npz with x_train, y_train "
+             "[, x_test, y_test], or a folder of images in class sub-folders")
+
 NAME = "prune"
 HELP = "pattern-prune a .keras classifier with ADMM + masked fine-tuning"
 
 
 def add_arguments(parser):
     parser.add_argument("model", help="trained .keras classifier (integer labels)")
-    parser.add_argument("--data", required=True,
-                        help="'mnist5k' (built in), a .npz with x_train, y_train "
-                             "[, x_test, y_test], or a folder of images in class sub-folders")
+    parser.add_argument("--data", required=True, help=DATA_HELP)
     parser.add_argument("-o", "--output", required=True, help="pruned .keras to write")
     parser.add_argument("--tflite", help="also write a .tflite with the pattern LR")
     parser.add_argument("--connectivity-rate", type=float, default=0.72)

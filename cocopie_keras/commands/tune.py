@@ -14,9 +14,9 @@ HELP = "CoCo-Tune: find the smallest filter-pruned network keeping the accuracy"
 
 def add_arguments(parser):
     parser.add_argument("model", help="trained .keras Functional classifier (integer labels)")
-    parser.add_argument("--data", required=True,
-                        help="'mnist5k' (built in), a .npz with x_train, y_train "
-                             "[, x_test, y_test], or a folder of images in class sub-folders")
+    from cocopie_keras.commands.prune import DATA_HELP
+
+    parser.add_argument("--data", required=True, help=DATA_HELP)
     parser.add_argument("--workdir", required=True,
                         help="folder for blocks and results; rerun with it to resume")
     parser.add_argument("--modules", help="JSON file: list of {convs, input, output} "
