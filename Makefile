@@ -82,7 +82,8 @@ test-asan: $(ASAN_LIB) install
 	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	COCOPIE_DELEGATE_LIBRARY=$(CURDIR)/$(ASAN_LIB) \
 	  $(PY) -m pytest -q --capture=sys -p no:cacheprovider \
-	  tests/delegate_conv_test.py tests/delegate_refusal_test.py
+	  tests/delegate_conv_test.py tests/delegate_refusal_test.py tests/kernel_tuning_test.py \
+	  tests/compact_storage_test.py tests/delegate_dwconv_test.py
 
 test-python: install
 	$(PY) -m pytest -q

@@ -1,24 +1,28 @@
 """CoCo-Gen training study: accuracy at equal conv weight density.
 
-Methods, all starting from the same trained dense model of each seed:
+Methods, all starting from the same trained dense model of each seed and all getting
+the same post-pruning training (phase 1: constant LR, phase 2: fresh Adam with cosine
+decay; see ``Phases``):
 
-* ``dense``            the trained dense model;
-* ``admm_pattern``     4-of-9 patterns + connectivity with ADMM, hard prune, masked fine-tune;
-* ``oneshot_pattern``  the same projection at once, then masked fine-tune (same epochs);
-* ``magnitude``        unstructured magnitude pruning to the pattern model's per-layer
-                       density, then masked fine-tune (same epochs);
-* ``filter``           L1 filter pruning at the pattern model's conv MACs, then fine-tune.
+* ``dense``            the trained dense model, trained on through both phases;
+* ``admm_pattern``     4-of-9 patterns + connectivity: ADMM in phase 1, hard prune,
+                       masked fine-tune in phase 2;
+* ``oneshot_pattern``  the same projection at once, masked training in both phases;
+* ``magnitude``        unstructured magnitude pruning to the ADMM model's per-layer
+                       density, masked training in both phases;
+* ``filter``           L1 filter pruning at the ADMM model's conv MACs, likewise.
 
 Data: MNIST-5k (``cocopie_keras.demo.load_mnist_5k``: 4,000 train / 1,000 test) and,
 with ``--cifar PATH`` (a ``.tar.gz`` of ``train/<class>/*.jpg`` or its unpacked folder),
 a 10,000-image CIFAR-10 subset (9,000 train / 1,000 held-out validation).
 
-Run (about 30-40 min on 2 cores):
+Run (about 26 min on a shared 2-core machine):
 
     nice -n 10 .venv/bin/python bench/cocogen_study.py --cifar PATH
 
 Writes ``bench/results/cocogen_study.json`` (rows: dataset, method, seed, accuracy,
-conv_weight_density, conv_macs), ``cocogen_study_timing.json`` and two PNG plots.
+conv_weight_density, conv_macs), ``cocogen_study_logs.json`` (settings, wall time,
+per-epoch ADMM logs), ``cocogen_study_timing.json`` and two PNG plots.
 """
 
 import argparse
@@ -58,10 +62,37 @@ def vgg(input_shape, widths, name):
     return keras.Model(inputs, layers.Dense(10, name="logits")(x), name=name)
 
 
-def compile_model(model, learning_rate):
+def compile_model(model, learning_rate, decay_steps=None):
+    """Adam; with ``decay_steps`` the LR follows a cosine decay to 0 over them."""
+    if decay_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
+
+
+class Phases:
+    """The post-pruning training every method of a seed gets: phase 1 (``first``
+    epochs, constant LR; ADMM runs here), then phase 2 (``second`` epochs, fresh
+    Adam, cosine decay to 0; the ADMM model's masked fine-tune)."""
+
+    def __init__(self, first, second, learning_rate, steps_per_epoch):
+        self.first, self.second = first, second
+        self.learning_rate, self.steps = learning_rate, steps_per_epoch
+
+    def compile_first(self, model):
+        compile_model(model, self.learning_rate)
+
+    def compile_second(self, model):
+        compile_model(model, self.learning_rate, self.second * self.steps)
+
+    def fit_both(self, model, x, y, verbose, callbacks=()):
+        for epochs, compile_phase in ((self.first, self.compile_first),
+                                      (self.second, self.compile_second)):
+            if epochs:
+                compile_phase(model)
+                model.fit(x, y, batch_size=64, epochs=epochs, verbose=verbose,
+                          callbacks=list(callbacks))
 
 
 def conv_layers(model):
@@ -143,13 +174,47 @@ def filter_masks(model, target_macs):
     return masks
 
 
-def run_seed(dataset, data, widths, seed, args, rows, plot_path=None):
+class HardPruneProbe(keras.callbacks.Callback):
+    """Log helper: test accuracy of the ADMM model if it were hard-pruned now
+    (weights projected, then restored), and the ADMM penalty, after each epoch."""
+
+    def __init__(self, x_test, y_test):
+        super().__init__()
+        self.x_test, self.y_test, self.records = x_test, y_test, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        wrappers = sparsity.pruning_wrappers(self.model)
+        saved = [keras.ops.convert_to_numpy(w.kernel) for w in wrappers]
+        penalty = sum(0.5 * float(keras.ops.convert_to_numpy(w.admm_rho)) * float(np.sum(
+            np.square(kernel - keras.ops.convert_to_numpy(w.admm_z)
+                      + keras.ops.convert_to_numpy(w.admm_u)))) for w, kernel in zip(wrappers, saved))
+        accuracy = float(self.model.evaluate(self.x_test, self.y_test, verbose=0)[1])
+        for wrapper, kernel in zip(wrappers, saved):
+            wrapper.kernel.assign(kernel * wrapper.project(kernel).mask)
+        hard = float(self.model.evaluate(self.x_test, self.y_test, verbose=0)[1])
+        for wrapper, kernel in zip(wrappers, saved):
+            wrapper.kernel.assign(kernel)
+        record = {"epoch": epoch + 1, "loss": logs.get("loss"), "train_accuracy": logs.get("accuracy"),
+                  "admm_penalty": penalty, "test_accuracy": accuracy,
+                  "hard_pruned_test_accuracy": hard,
+                  "relative_residual": logs.get("admm_relative_residual"),
+                  "pattern_change": logs.get("admm_pattern_change")}
+        self.records.append(record)
+        print("admm-log", json.dumps(record), flush=True)
+
+
+def run_seed(dataset, data, widths, seed, args, rows, logs, plot_path=None):
     (x_train, y_train), (x_test, y_test) = data
+    steps = int(np.ceil(len(x_train) / 64))
     keras.utils.set_random_seed(seed)
     dense = vgg(x_train.shape[1:], widths, f"{dataset}_vgg")
-    compile_model(dense, 1e-3)
+    compile_model(dense, args.learning_rate, args.dense_epochs * steps)
     dense.fit(x_train, y_train, batch_size=64, epochs=args.dense_epochs, verbose=args.verbose)
     dense_weights = dense.get_weights()
+    log = {"dataset": dataset, "seed": seed,
+           "dense_accuracy_before_extra_epochs": float(dense.evaluate(x_test, y_test, verbose=0)[1])}
+    logs.append(log)
+    phases = Phases(args.admm_epochs, args.finetune_epochs, args.learning_rate, steps)
 
     def fresh_dense():
         model = vgg(x_train.shape[1:], widths, f"{dataset}_vgg")
@@ -166,28 +231,47 @@ def run_seed(dataset, data, widths, seed, args, rows, plot_path=None):
         write_rows(args.out, rows)
         return row
 
+    # Dense gets the same extra epochs and schedule as the sparse methods.
+    keras.utils.set_random_seed(seed + 5000)
+    dense = fresh_dense()
+    phases.fit_both(dense, x_train, y_train, args.verbose)
     record("dense", dense)
-    compile_ft = lambda m: compile_model(m, args.finetune_lr)  # noqa: E731
+
     config = sparsity.PatternPruningConfig(connectivity_rate=args.connectivity_rate,
-                                           num_patterns=8, pattern_pool="model")
+                                           num_patterns=8, pattern_pool="model",
+                                           skip_first_conv=args.skip_first_conv)
     keras.utils.set_random_seed(seed + 1000)
+    probe = HardPruneProbe(x_test, y_test)
     result = recipe.admm_prune(
-        fresh_dense(), (x_train, y_train), compile_ft, config,
+        fresh_dense(), (x_train, y_train), phases.compile_first, config,
         admm_epochs=args.admm_epochs, finetune_epochs=args.finetune_epochs,
-        rho=sparsity.RhoSchedule(args.rho, args.rho_growth, 1.0), verbose=args.verbose)
+        finetune_compile_fn=phases.compile_second,
+        rho=sparsity.RhoSchedule(args.rho, args.rho_growth, args.rho_max),
+        admm_callbacks=[probe], verbose=args.verbose)
     admm_row = record("admm_pattern", result.model)
+    log["admm_epochs"] = probe.records
+    log["admm_updates"] = []
+    for entry in result.admm_history:
+        layers = entry["layers"].values()
+        log["admm_updates"].append({
+            "update": entry["update"], "rho": entry["rho"],
+            "max_relative_residual": max(r["relative_residual"] for r in layers),
+            "mean_pattern_change": float(np.mean([r["pattern_change"] for r in layers]))})
     if plot_path:
         summaries.plot_pattern_summary(sparsity.pattern_info(result.wrapped), plot_path,
                                        title=f"{dataset}, ADMM pattern model, seed {seed}")
     densities = {layer.name: float(np.mean(keras.ops.convert_to_numpy(layer.kernel) != 0))
                  for layer in conv_layers(result.model)}
-    total_epochs = args.admm_epochs + args.finetune_epochs
 
     if "oneshot_pattern" in args.methods:
         keras.utils.set_random_seed(seed + 2000)
-        oneshot = recipe.oneshot_prune(fresh_dense(), (x_train, y_train), compile_ft, config,
-                                       finetune_epochs=total_epochs, verbose=args.verbose)
-        record("oneshot_pattern", oneshot.model)
+        wrapped = sparsity.prune_wrap(fresh_dense(), config)
+        sparsity.hard_prune(wrapped)
+        phases.fit_both(wrapped, x_train, y_train, args.verbose,
+                        [sparsity.MaskedFineTuneCallback()])
+        plain = sparsity.strip_pruning(wrapped)
+        compile_model(plain, args.learning_rate)
+        record("oneshot_pattern", plain)
 
     for method in ("magnitude", "filter"):
         if method not in args.methods:
@@ -196,10 +280,7 @@ def run_seed(dataset, data, widths, seed, args, rows, plot_path=None):
         model = fresh_dense()
         masks = (magnitude_masks(model, densities) if method == "magnitude"
                  else filter_masks(model, admm_row["conv_macs"]))
-        hold = MaskHold(masks)
-        compile_ft(model)
-        model.fit(x_train, y_train, batch_size=64, epochs=total_epochs,
-                  verbose=args.verbose, callbacks=[hold])
+        phases.fit_both(model, x_train, y_train, args.verbose, [MaskHold(masks)])
         record(method, model)
     return result
 
@@ -313,19 +394,24 @@ def plot_accuracy(rows, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--dense-epochs", type=int, default=12)
-    parser.add_argument("--admm-epochs", type=int, default=8)
-    parser.add_argument("--finetune-epochs", type=int, default=4)
-    parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument("--dense-epochs", type=int, default=15)
+    parser.add_argument("--admm-epochs", type=int, default=10,
+                        help="phase 1 (constant LR): ADMM, or masked training for the baselines")
+    parser.add_argument("--finetune-epochs", type=int, default=10,
+                        help="phase 2 (cosine LR decay): masked fine-tune for every method")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--connectivity-rate", type=float, default=0.72)
+    parser.add_argument("--skip-first-conv", type=int, default=1,
+                        help="1: first conv dense for every method (same per-layer density)")
     parser.add_argument("--rho", type=float, default=0.1)
-    parser.add_argument("--rho-growth", type=float, default=1.3)
+    parser.add_argument("--rho-growth", type=float, default=1.2)
+    parser.add_argument("--rho-max", type=float, default=1.0)
     parser.add_argument("--methods", default="oneshot_pattern,magnitude,filter")
     parser.add_argument("--cifar", default=None, help="CIFAR-10 JPEG .tar.gz or folder")
-    parser.add_argument("--cifar-dense-epochs", type=int, default=14)
-    parser.add_argument("--cifar-admm-epochs", type=int, default=8)
-    parser.add_argument("--cifar-finetune-epochs", type=int, default=5)
-    parser.add_argument("--timing-rounds", type=int, default=3)
+    parser.add_argument("--cifar-dense-epochs", type=int, default=12)
+    parser.add_argument("--cifar-admm-epochs", type=int, default=6)
+    parser.add_argument("--cifar-finetune-epochs", type=int, default=6)
+    parser.add_argument("--timing-rounds", type=int, default=5)
     parser.add_argument("--timing-only", action="store_true",
                         help="only measure the per-epoch overhead of the ADMM callback")
     parser.add_argument("--train-limit", type=int, default=None, help="develop with tiny data")
@@ -338,7 +424,7 @@ def main(argv=None):
     from cocopie_keras.demo import load_mnist_5k
 
     start = time.perf_counter()
-    rows = []
+    rows, logs = [], []
     mnist = load_mnist_5k()
     if args.train_limit:
         mnist = ((mnist[0][0][: args.train_limit], mnist[0][1][: args.train_limit]), mnist[1])
@@ -350,7 +436,7 @@ def main(argv=None):
     if args.timing_only:
         return 0
     for seed in range(args.seeds):
-        run_seed("mnist5k", mnist, mnist_widths, seed, args, rows,
+        run_seed("mnist5k", mnist, mnist_widths, seed, args, rows, logs,
                  plot_path=stem + "_patterns.png" if seed == 0 else None)
     if args.cifar:
         cifar = load_cifar_subset(args.cifar)
@@ -360,9 +446,14 @@ def main(argv=None):
         args.admm_epochs = args.cifar_admm_epochs
         args.finetune_epochs = args.cifar_finetune_epochs
         args.methods = args.methods & {"magnitude"}
-        run_seed("cifar10_10k", cifar, [(32, 32), (64, 64), (128,)], 0, args, rows)
+        run_seed("cifar10_10k", cifar, [(32, 32), (64, 64), (128,)], 0, args, rows, logs)
     plot_accuracy(rows, stem + ".png")
-    print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
+    seconds = time.perf_counter() - start
+    with open(stem + "_logs.json", "w") as f:
+        json.dump({"wall_seconds": seconds, "args": {k: (sorted(v) if isinstance(v, set) else v)
+                                                     for k, v in vars(args).items()},
+                   "runs": logs}, f, indent=1)
+    print(f"done in {seconds:.0f} s; wrote {args.out}")
     return 0
 
 

@@ -8,6 +8,10 @@ the delegate is faster) and the delegate's GFLOP/s on the MACs it must do
 
     .venv/bin/python bench/layer_ratio.py [--threads 2] [--repeat 20]
         [--connectivity-rate 0.72] [--free-patterns] [--kernel auto|block|rows]
+        [--depthwise]
+
+``--depthwise`` times MobileNetV2's 3×3 depthwise layers instead (4-of-9
+patterns shared by 16 channels, or per channel with ``--free-patterns``).
 """
 
 import argparse
@@ -31,6 +35,14 @@ LAYERS = [
     ("resnet_s2_56to28x128", 56, 56, 128, 128, 2),
 ]
 
+# (name, H, W, C, stride): MobileNetV2 depthwise layers at 224×224 inputs.
+DEPTHWISE_LAYERS = [
+    ("mbv2_dw_112x112x96_s2", 112, 112, 96, 2),
+    ("mbv2_dw_56x56x144", 56, 56, 144, 1),
+    ("mbv2_dw_28x28x192", 28, 28, 192, 1),
+    ("mbv2_dw_14x14x576", 14, 14, 576, 1),
+]
+
 
 def pruned_layer(h, w, cin, cout, stride, rate, free_patterns):
     keras.utils.set_random_seed(0)
@@ -49,6 +61,21 @@ def pruned_layer(h, w, cin, cout, stride, rate, free_patterns):
     return model, kept_macs
 
 
+def pruned_depthwise(h, w, channels, stride, rate, free_patterns):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((h, w, channels)),
+        keras.layers.DepthwiseConv2D(3, strides=stride, padding="same", activation="relu6"),
+    ])
+    conv = model.layers[0]
+    kernel = conv.kernel.numpy()
+    projection = codesign.project_depthwise_grouped(
+        kernel, connectivity_rate=rate, group_size=1 if free_patterns else 16)
+    conv.kernel.assign(kernel * projection.mask)
+    kept_macs = int(projection.mask.sum()) * (-(-h // stride)) * (-(-w // stride))
+    return model, kept_macs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -57,17 +84,20 @@ def main():
     parser.add_argument("--free-patterns", action="store_true",
                         help="any pattern per kernel (no channel-block sharing)")
     parser.add_argument("--kernel", default="auto", choices=["auto", "block", "rows"])
+    parser.add_argument("--depthwise", action="store_true",
+                        help="MobileNetV2 depthwise layers instead of 3x3 convolutions")
     args = parser.parse_args()
     print(f"threads={args.threads} target={delegate.simd_target()} kernel={args.kernel} "
           f"connectivity={args.connectivity_rate} "
-          f"patterns={'free' if args.free_patterns else 'shared per 32 channels'}")
+          f"patterns={'free' if args.free_patterns else 'shared per %d channels' % (16 if args.depthwise else 32)}")
     print(f"{'layer':<22} {'xnnpack ms':>10} {'cocopie ms':>11} {'speedup':>8} "
           f"{'GFLOP/s kept':>13}")
-    for name, h, w, cin, cout, stride in LAYERS:
-        model, kept_macs = pruned_layer(h, w, cin, cout, stride, args.connectivity_rate,
-                                        args.free_patterns)
+    layers = DEPTHWISE_LAYERS if args.depthwise else LAYERS
+    prune = pruned_depthwise if args.depthwise else pruned_layer
+    for name, *shape in layers:
+        model, kept_macs = prune(*shape, args.connectivity_rate, args.free_patterns)
         data = converter.convert(model)
-        x = np.random.default_rng(0).random((1, h, w, cin), dtype=np.float32)
+        x = np.random.default_rng(0).random((1,) + model.input_shape[1:], dtype=np.float32)
         stock = delegate.make_interpreter(data, use_delegate=False, num_threads=args.threads)
         ours = delegate.make_interpreter(data, num_threads=args.threads, kernel=args.kernel)
         assert delegate.delegated_node_count(ours) == 1

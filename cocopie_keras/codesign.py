@@ -22,6 +22,11 @@ from cocopie_keras import patterns as patterns_lib
 DELEGATE_CHANNEL_BLOCK = 32
 """Output channels sharing a pattern: a multiple of every target's block."""
 
+DEPTHWISE_CHANNEL_BLOCK = 16
+"""Channels the delegate's depthwise kernel packs together (one vector on
+AVX-512, whole vectors elsewhere): channels sharing a pattern in such blocks
+multiply no zero weight."""
+
 
 def project_kernel_grouped(kernel, pool=None, connectivity_rate=0.0,
                            group_size=DELEGATE_CHANNEL_BLOCK):
@@ -79,4 +84,55 @@ def project_kernel_grouped(kernel, pool=None, connectivity_rate=0.0,
         pattern_ids=per_kernel.astype(np.int32),
         mask=np.transpose(mask, (2, 3, 0, 1)),
         pool=pool,
+    )
+
+
+def project_depthwise_grouped(kernel, pool=None, connectivity_rate=0.0,
+                              group_size=DEPTHWISE_CHANNEL_BLOCK):
+    """Projects a depthwise kernel so that channel groups share patterns.
+
+    The depthwise counterpart of ``project_kernel_grouped``: every group of
+    ``group_size`` consecutive channels gets the one pattern keeping the
+    largest total L2 norm of the group's kernels, and connectivity pruning
+    removes whole groups (their outputs become the bias), weakest first. With
+    groups that are a multiple of ``DEPTHWISE_CHANNEL_BLOCK`` the delegate's
+    depthwise kernel runs exactly the kept weights.
+
+    Args:
+        kernel: array ``(kh, kw, channels, 1)`` (Keras ``DepthwiseConv2D``
+            layout, depth multiplier 1).
+        pool: bool ``(P, kh, kw)``; default ``default_pattern_pool()``.
+        connectivity_rate: fraction of channel groups to remove, in ``[0, 1)``.
+        group_size: channels sharing a pattern; the last group may be smaller.
+
+    Returns:
+        A ``patterns.KernelProjection`` with ``pattern_ids`` of shape
+        ``(channels, 1)`` and ``mask`` of the kernel's shape.
+
+    Example:
+
+    >>> layer = keras.layers.DepthwiseConv2D(3)  # built on 96 channels
+    >>> projection = project_depthwise_grouped(layer.kernel.numpy())
+    >>> layer.kernel.assign(layer.kernel * projection.mask)
+    """
+    pool = patterns_lib.validate_pattern_pool(
+        patterns_lib.default_pattern_pool() if pool is None else pool
+    )
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 4 or kernel.shape[3] != 1 or kernel.shape[:2] != pool.shape[1:]:
+        raise ValueError(
+            f"Expected a depthwise kernel of shape ({pool.shape[1]}, {pool.shape[2]}, "
+            f"channels, 1) (depth multiplier 1, the pattern pool's kernel size). "
+            f"Received: shape={kernel.shape}"
+        )
+    # Channels as the output channels of a one-input convolution, so that
+    # groups of consecutive channels share a pattern.
+    grouped = project_kernel_grouped(
+        np.transpose(kernel, (0, 1, 3, 2)), pool=pool,
+        connectivity_rate=connectivity_rate, group_size=group_size,
+    )
+    return patterns_lib.KernelProjection(
+        pattern_ids=grouped.pattern_ids.T,
+        mask=np.transpose(grouped.mask, (0, 1, 3, 2)),
+        pool=grouped.pool,
     )

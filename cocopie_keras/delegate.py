@@ -42,8 +42,10 @@ def load_delegate(num_threads=None, runtime="litert", **options):
         num_threads: worker threads for the delegate's kernels (None: follow
             the interpreter).
         runtime: ``"litert"`` (``ai_edge_litert``) or ``"tf"`` (``tf.lite``).
-        **options: further delegate options (``kernel``, ``verbose``); values
-            are passed as strings.
+        **options: further delegate options (``kernel``, ``verbose``,
+            ``tuning`` = ``"cache"`` | ``"on"`` | ``"retune"`` | ``"off"``,
+            ``tuning_cache`` = a file path); values are passed as strings.
+            See ``delegate/kernel_tuning.h`` for what tuning does.
 
     Returns:
         The runtime's delegate object, for ``experimental_delegates=[...]``.
@@ -124,6 +126,42 @@ def delegated_node_count(interpreter):
         )
         total += max(int(count), 0)
     return total
+
+
+def kernel_tunings(interpreter):
+    """What each node the cocopie delegate runs in ``interpreter`` was tuned to.
+
+    Asks the delegate (``CocopieDelegateKernelTunings``) after the
+    interpreter's latest allocation.
+
+    Returns:
+        A list of dicts, one per delegated CONV_2D node, ordered by node:
+        ``node``, ``source`` (``"lr"``: read from the model's LR, ``"cache"``,
+        ``"timed"``, ``"default"``, ``"off"``, ``"forced"``), ``kernel``
+        (``"block"`` / ``"rows"``), the block kernel's ``channel_block``,
+        ``tile_pixels``, ``tiles_per_task``, ``chunk_bytes``, ``loop_order``,
+        ``target``, ``threads``, ``signature``, ``record`` (the one-entry
+        tuning record, hex) and, when timed, ``default_us`` / ``tuned_us``.
+
+    Example:
+
+        >>> interpreter = make_interpreter(data, tuning="on")  # doctest: +SKIP
+        >>> [t["source"] for t in kernel_tunings(interpreter)]  # doctest: +SKIP
+        ['timed', 'timed']
+    """
+    import ctypes
+    import json
+
+    tunings = []
+    for delegate in getattr(interpreter, "_delegates", None) or []:
+        library = getattr(delegate, "_library", None)
+        if library is None or not hasattr(library, "CocopieDelegateKernelTunings"):
+            continue
+        library.CocopieDelegateKernelTunings.restype = ctypes.c_char_p
+        text = library.CocopieDelegateKernelTunings(ctypes.c_void_p(delegate._delegate_ptr))
+        if text:
+            tunings.extend(json.loads(text.decode()))
+    return sorted(tunings, key=lambda t: t["node"])
 
 
 def simd_target():

@@ -11,6 +11,7 @@ Example:
 import keras
 import numpy as np
 
+from cocopie_keras import codesign
 from cocopie_keras import patterns as patterns_lib
 
 
@@ -32,7 +33,7 @@ def prunable_conv_layers(model, pattern_pool=None):
 
 
 def prune_model(model, pattern_pool=None, connectivity_rate=0.0,
-                skip_first_conv=False, layer_names=None):
+                skip_first_conv=False, layer_names=None, group_size=1):
     """Projects the model's 3×3 Conv2D kernels onto patterns, in place.
 
     Args:
@@ -42,6 +43,12 @@ def prune_model(model, pattern_pool=None, connectivity_rate=0.0,
             ``[0, 1)``; never applied to a layer with a single input channel.
         skip_first_conv: leave the first prunable convolution dense.
         layer_names: prune only these layers (names of Conv2D layers).
+        group_size: consecutive output channels that share one pattern per
+            input channel and are removed together by connectivity pruning
+            (``cocopie_keras.codesign``). 1 (default) lets every kernel pick
+            its own pattern; 32 is what the delegate's block kernel runs
+            without a wasted multiply (``codesign.DELEGATE_CHANNEL_BLOCK``;
+            its accuracy cost is measured by ``bench/codesign_accuracy.py``).
 
     Returns:
         ``{layer name: KernelProjection}`` for the pruned layers; pass it to
@@ -61,6 +68,10 @@ def prune_model(model, pattern_pool=None, connectivity_rate=0.0,
             "Expected connectivity_rate in [0, 1). "
             f"Received: connectivity_rate={connectivity_rate}"
         )
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(
+            f"Expected group_size to be a positive integer. Received: group_size={group_size!r}"
+        )
     candidates = prunable_conv_layers(model, pattern_pool)
     if layer_names is not None:
         by_name = {layer.name: layer for layer in candidates}
@@ -79,7 +90,11 @@ def prune_model(model, pattern_pool=None, connectivity_rate=0.0,
     for layer in candidates:
         kernel = keras.ops.convert_to_numpy(layer.kernel)
         rate = connectivity_rate if kernel.shape[2] > 1 else 0.0
-        projection = patterns_lib.project_kernel(kernel, pattern_pool, rate)
+        if group_size > 1:
+            projection = codesign.project_kernel_grouped(
+                kernel, pattern_pool, connectivity_rate=rate, group_size=group_size)
+        else:
+            projection = patterns_lib.project_kernel(kernel, pattern_pool, rate)
         layer.kernel.assign(kernel * projection.mask)
         projections[layer.name] = projection
     return projections

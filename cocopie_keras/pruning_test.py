@@ -81,3 +81,23 @@ def test_conv_weight_density():
     assert pruning.conv_weight_density(model) == 1.0
     pruning.prune_model(model)
     assert pruning.conv_weight_density(model) == pytest.approx(4 / 9, abs=1e-6)
+
+
+def test_group_size_makes_channel_groups_share_patterns():
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 6))
+    x = keras.layers.Conv2D(12, 3, padding="same", name="wide")(inputs)
+    model = keras.Model(inputs, x)
+    projections = pruning.prune_model(model, connectivity_rate=0.5, group_size=4)
+    ids = projections["wide"].pattern_ids  # (in, out)
+    for start in range(0, 12, 4):
+        group = ids[:, start:start + 4]
+        assert np.all(group == group[:, :1])  # one pattern (or removal) per group
+    free = pruning.prune_model(residual_model(), connectivity_rate=0.5)
+    assert free["branch"].density == pytest.approx(4 / 9 * 0.5, abs=0.05)
+
+
+@pytest.mark.parametrize("group_size", [0, -2, 1.5, True])
+def test_bad_group_size_is_a_clear_error(group_size):
+    with pytest.raises(ValueError, match="group_size"):
+        pruning.prune_model(residual_model(), group_size=group_size)

@@ -6,6 +6,7 @@ import io
 import numpy as np
 
 from cocopie_keras import patterns as patterns_lib
+from cocopie_keras.converter import compact as compact_lib
 from cocopie_keras.converter import lr as lr_lib
 
 
@@ -17,13 +18,13 @@ def _schema():
     return schema, flatbuffer_utils
 
 
-def convert(model, *, pattern_pool=None, entries=4, optimizations=None):
+def convert(model, *, pattern_pool=None, entries=4, optimizations=None, compact=True):
     """Converts a Keras model to TFLite flatbuffer bytes carrying the LR.
 
     The model may come from ``cocopie_keras.pruning`` or from any other tool:
-    patterns are read from the weights themselves. Every float32 CONV_2D whose
-    kernels each keep at most ``entries`` non-zero weights is described in the
-    LR; other layers are left as they are. The file runs unchanged on stock
+    patterns are read from the weights themselves. Every float32 CONV_2D or
+    DEPTHWISE_CONV_2D whose kernels each keep at most ``entries`` non-zero
+    weights is described in the LR; other layers are left as they are. The file runs unchanged on stock
     LiteRT; the cocopie delegate uses the LR to run the described layers.
 
     Args:
@@ -32,6 +33,9 @@ def convert(model, *, pattern_pool=None, entries=4, optimizations=None):
             with; pattern ids then index this pool.
         entries: cells per pattern when no pool is given.
         optimizations: passed to ``TFLiteConverter.optimizations``.
+        compact: store the described filters in TFLite's sparse format
+            behind DENSIFY operators (``converter.compact``): a smaller file
+            that stock LiteRT still runs. ``False`` keeps dense filters.
 
     Returns:
         The .tflite file as ``bytes``.
@@ -64,22 +68,25 @@ def convert(model, *, pattern_pool=None, entries=4, optimizations=None):
     # stdout for the caller.
     with contextlib.redirect_stdout(io.StringIO()):
         flatbuffer = converter.convert()
-    return annotate(flatbuffer, pattern_pool=pattern_pool, entries=entries)
+    return annotate(flatbuffer, pattern_pool=pattern_pool, entries=entries, compact=compact)
 
 
-def annotate(tflite_bytes, *, pattern_pool=None, entries=4):
+def annotate(tflite_bytes, *, pattern_pool=None, entries=4, compact=False):
     """Adds (or replaces) the LR of an existing .tflite file.
 
     Args:
         tflite_bytes: a TFLite flatbuffer.
-        pattern_pool, entries: as in ``convert``.
+        pattern_pool, entries, compact: as in ``convert``.
 
     Returns:
-        New flatbuffer bytes; identical model, plus the metadata entry.
+        New flatbuffer bytes: the same model plus the metadata entry (and,
+        with ``compact``, the described filters stored sparse).
     """
     _, flatbuffer_utils = _schema()
     model = _read(tflite_bytes)
     layers = describe_pattern_convs(model, pattern_pool=pattern_pool, entries=entries)
+    if compact:
+        layers = compact_lib.compact_filters(model, layers)
     _set_metadata(model, lr_lib.METADATA_NAME, lr_lib.encode(layers))
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
@@ -103,15 +110,24 @@ the stock GEMM kernels."""
 
 
 def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
-    """LR layers for the pruned float32 CONV_2D operators of subgraph 0.
+    """LR layers for the pruned float32 convolutions of subgraph 0.
 
-    A k×k convolution is described when every kernel keeps at most
-    ``entries`` weights in a pattern; a 1×1 convolution when connectivity
-    pruning removed at least ``MIN_POINTWISE_REMOVED`` of its weights (its
-    single-cell "pattern" is kept or removed per kernel).
+    A k×k CONV_2D is described when every kernel keeps at most ``entries``
+    weights in a pattern; a 1×1 CONV_2D when connectivity pruning removed at
+    least ``MIN_POINTWISE_REMOVED`` of its weights (its single-cell "pattern"
+    is kept or removed per kernel). A k×k DEPTHWISE_CONV_2D (depth multiplier
+    1, no dilation) is described when every channel's kernel keeps at most
+    ``entries`` weights in a pattern, as ``C`` output channels of one input
+    channel each (``kernel_pattern`` of shape ``(C, 1)``).
 
     Args:
         model: a ``schema_py_generated.ModelT``.
+
+    Example:
+
+    >>> layers = describe_pattern_convs(conversion._read(tflite_bytes))
+    >>> [layer.kernel_pattern.shape for layer in layers]
+    [(32, 3), (32, 1)]
     """
     schema, flatbuffer_utils = _schema()
     subgraph = model.subgraphs[0]
@@ -120,10 +136,15 @@ def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
         code = flatbuffer_utils.get_builtin_code_from_operator_code(
             model.operatorCodes[op.opcodeIndex]
         )
+        if code == schema.BuiltinOperator.DEPTHWISE_CONV_2D:
+            layer = _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries)
+            if layer is not None:
+                layers.append(layer)
+            continue
         if code != schema.BuiltinOperator.CONV_2D:
             continue
         filter_index = int(op.inputs[1])
-        filter_ohwi = _constant_float_tensor(model, subgraph, filter_index)
+        filter_ohwi = compact_lib.constant_weights(model, subgraph, filter_index)
         if filter_ohwi is None or filter_ohwi.ndim != 4:
             continue
         if filter_ohwi.shape[1:3] == (1, 1):
@@ -154,6 +175,61 @@ def _describe_patterned(op_index, filter_index, filter_ohwi, pattern_pool, entri
     )
 
 
+def _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries):
+    """The LR layer of a pattern-pruned DEPTHWISE_CONV_2D, or ``None``."""
+    if not _plain_depthwise(subgraph, op):
+        return None
+    filter_index = int(op.inputs[1])
+    filter_1hwc = compact_lib.constant_weights(model, subgraph, filter_index)
+    if filter_1hwc is None or filter_1hwc.ndim != 4 or filter_1hwc.shape[0] != 1:
+        return None
+    if filter_1hwc.shape[1:3] == (1, 1):
+        return None  # a per-channel scale, nothing to prune into patterns
+    # As a convolution of one input channel and C outputs: (kh, kw, 1, C).
+    projection = patterns_lib.patterns_from_weights(
+        np.transpose(filter_1hwc, (1, 2, 0, 3)), entries=entries, pool=pattern_pool
+    )
+    if projection is None:
+        return None
+    ids = projection.pattern_ids.T  # (C, 1)
+    return lr_lib.LRLayer(
+        op_index=op_index,
+        filter_tensor=filter_index,
+        pattern_masks=projection.pool,
+        kernel_pattern=np.where(
+            ids == patterns_lib.REMOVED, lr_lib.REMOVED_KERNEL, ids
+        ).astype(np.uint8),
+    )
+
+
+def _plain_depthwise(subgraph, op):
+    """Whether a DEPTHWISE_CONV_2D has depth multiplier 1 and no dilation."""
+    options = op.builtinOptions
+    if options is not None and (
+        options.dilationWFactor != 1
+        or options.dilationHFactor != 1
+        or options.depthMultiplier not in (0, 1)
+    ):
+        return False
+    in_shape = subgraph.tensors[int(op.inputs[0])].shape
+    filter_shape = subgraph.tensors[int(op.inputs[1])].shape
+    return (in_shape is not None and filter_shape is not None and len(in_shape) == 4
+            and len(filter_shape) == 4 and int(in_shape[3]) == int(filter_shape[3]))
+
+
+def is_depthwise(model, op):
+    """Whether ``op`` (an ``OperatorT`` of ``model``) is a DEPTHWISE_CONV_2D."""
+    schema, flatbuffer_utils = _schema()
+    code = flatbuffer_utils.get_builtin_code_from_operator_code(
+        model.operatorCodes[op.opcodeIndex])
+    return code == schema.BuiltinOperator.DEPTHWISE_CONV_2D
+
+
+def depthwise_filter_mask(layer):
+    """Kept-weight mask of a depthwise LR layer in TFLite's ``(1, kh, kw, C)``."""
+    return np.transpose(layer.kept_mask_ohwi(), (3, 1, 2, 0))
+
+
 def _describe_pointwise(op_index, filter_index, filter_ohwi):
     removed = filter_ohwi[:, 0, 0, :] == 0  # (out, in)
     if removed.mean() < MIN_POINTWISE_REMOVED:
@@ -172,10 +248,16 @@ def read_lr(tflite_bytes):
     Raises:
         LRFormatError: if an LR entry exists but is malformed.
     """
+    data = read_lr_bytes(tflite_bytes)
+    return None if data is None else lr_lib.decode(data)
+
+
+def read_lr_bytes(tflite_bytes):
+    """The raw LR metadata of a .tflite file, or ``None`` if it has none."""
     model = _read(tflite_bytes)
     for entry in model.metadata or []:
         if _name(entry.name) == lr_lib.METADATA_NAME:
-            return lr_lib.decode(model.buffers[entry.buffer].data.tobytes())
+            return model.buffers[entry.buffer].data.tobytes()
     return None
 
 
@@ -183,8 +265,9 @@ def check_lr(tflite_bytes):
     """Problems between a file's LR and its weights (empty list: consistent).
 
     The same rules the delegate applies before it trusts an LR layer: the
-    operator is a CONV_2D with that constant filter and shape, and every weight
-    the pattern prunes is zero.
+    operator is a CONV_2D (or a DEPTHWISE_CONV_2D of depth multiplier 1 and no
+    dilation, described with one input channel per kernel) with that constant
+    filter and shape, and every weight the pattern prunes is zero.
     """
     schema, flatbuffer_utils = _schema()
     model = _read(tflite_bytes)
@@ -200,14 +283,27 @@ def check_lr(tflite_bytes):
         code = flatbuffer_utils.get_builtin_code_from_operator_code(
             model.operatorCodes[op.opcodeIndex]
         )
-        if code != schema.BuiltinOperator.CONV_2D:
-            problems.append(f"{where}: operator is not a CONV_2D")
+        depthwise = code == schema.BuiltinOperator.DEPTHWISE_CONV_2D
+        if code != schema.BuiltinOperator.CONV_2D and not depthwise:
+            problems.append(f"{where}: operator is not a CONV_2D or DEPTHWISE_CONV_2D")
+            continue
+        if depthwise and not _plain_depthwise(subgraph, op):
+            problems.append(f"{where}: depthwise operator has a depth multiplier "
+                            "other than 1 or dilation")
+            continue
+        if depthwise and layer.kernel_pattern.shape[1] != 1:
+            problems.append(f"{where}: a depthwise layer needs one input channel "
+                            f"per kernel, the LR gives {layer.kernel_pattern.shape[1]}")
             continue
         if int(op.inputs[1]) != layer.filter_tensor:
             problems.append(f"{where}: filter tensor differs")
             continue
-        weights = _constant_float_tensor(model, subgraph, layer.filter_tensor)
-        mask = layer.kept_mask_ohwi()
+        try:
+            weights = compact_lib.constant_weights(model, subgraph, layer.filter_tensor)
+        except compact_lib.SparseFormatError as error:
+            problems.append(f"{where}: sparse filter is malformed: {error}")
+            continue
+        mask = depthwise_filter_mask(layer) if depthwise else layer.kept_mask_ohwi()
         if weights is None or weights.shape != mask.shape:
             problems.append(f"{where}: filter shape differs from the LR")
             continue
@@ -232,22 +328,6 @@ def _read(tflite_bytes):
 
 def _name(value):
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _constant_float_tensor(model, subgraph, tensor_index):
-    """The tensor's constant float32 contents, or None if it has none."""
-    schema, _ = _schema()
-    tensor = subgraph.tensors[tensor_index]
-    if tensor.type != schema.TensorType.FLOAT32 or tensor.buffer == 0:
-        return None
-    buffer = model.buffers[tensor.buffer]
-    if buffer.data is None or len(buffer.data) == 0:
-        return None
-    shape = tuple(int(d) for d in tensor.shape)
-    values = np.frombuffer(buffer.data.tobytes(), dtype="<f4")
-    if values.size != int(np.prod(shape)):
-        return None
-    return values.reshape(shape)
 
 
 def _set_metadata(model, name, payload):

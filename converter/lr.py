@@ -1,15 +1,22 @@
 """The layerwise representation (LR) stored in a .tflite's metadata.
 
-Version 1 is a small binary record per pattern-pruned CONV_2D, little-endian,
+Version 2 is a small binary record per pattern-pruned CONV_2D, little-endian,
 the same bytes the delegate's C++ parser (``delegate/lr_format.h``) reads:
 
 * header: ``b"CPLR"``, ``u32 version``, ``u32 num_layers``
 * per layer: ``u32 op_index``, ``u32 filter_tensor``, ``u32 out_channels``,
   ``u16 kernel_h``, ``u16 kernel_w``, ``u32 in_channels``,
-  ``u16 num_patterns``, ``u16 entries_per_pattern``,
+  ``u16 num_patterns``, ``u16 entries_per_pattern``, ``u16 out_group``,
+  ``u16 tuning_bytes``,
   ``u32 pattern_mask[num_patterns]`` (bit ``r * kernel_w + c`` = cell kept),
-  ``u8 kernel_pattern[out_channels * in_channels]`` (``[out][in]`` order,
-  255 = kernel removed by connectivity pruning).
+  ``u8 tuning[tuning_bytes]`` (the delegate's kernel tuning record),
+  ``u8 kernel_pattern[ceil(out_channels / out_group) * in_channels]``
+  (``[group][in]`` order, 255 = kernel removed by connectivity pruning).
+
+``out_group`` consecutive output channels share one row of pattern ids. The
+encoder picks the widest group the ids allow, so co-design pruning (one
+pattern per group of output channels and input channel) stores one row per
+group instead of one per channel.
 """
 
 import dataclasses
@@ -18,12 +25,14 @@ import struct
 import numpy as np
 
 METADATA_NAME = "cocopie_lr"
-VERSION = 1
+VERSION = 2
 MAGIC = b"CPLR"
 REMOVED_KERNEL = 255
 
 _HEADER = struct.Struct("<4sII")
-_LAYER = struct.Struct("<IIIHHIHH")
+_LAYER = struct.Struct("<IIIHHIHHHH")
+# Output-channel groups the encoder tries, widest first.
+_GROUP_CANDIDATES = (64, 32, 16, 8, 4, 2)
 
 
 class LRFormatError(ValueError):
@@ -39,12 +48,15 @@ class LRLayer:
         filter_tensor: tensor index of the operator's filter.
         pattern_masks: bool ``(P, kh, kw)``.
         kernel_pattern: uint8 ``(out, in)``; ``REMOVED_KERNEL`` = removed.
+        tuning: the delegate's kernel tuning record for this layer (opaque
+            here, ``b""`` = none; written by ``cocopie tune-kernels``).
     """
 
     op_index: int
     filter_tensor: int
     pattern_masks: np.ndarray
     kernel_pattern: np.ndarray
+    tuning: bytes = b""
 
     @property
     def kernel_size(self):
@@ -63,24 +75,42 @@ class LRLayer:
         return np.transpose(mask, (0, 2, 3, 1))
 
 
+def output_group(kernel_pattern):
+    """Widest group of consecutive output channels whose pattern rows agree."""
+    ids = np.asarray(kernel_pattern)
+    cout = ids.shape[0]
+    for group in _GROUP_CANDIDATES:
+        if group > cout:
+            continue
+        leaders = ids[(np.arange(cout) // group) * group]
+        if np.array_equal(leaders, ids):
+            return group
+    return 1
+
+
 def encode(layers):
-    """Serializes a list of ``LRLayer`` to LR version-1 bytes."""
+    """Serializes a list of ``LRLayer`` to LR version-2 bytes."""
     out = [_HEADER.pack(MAGIC, VERSION, len(layers))]
     for layer in layers:
         masks = np.asarray(layer.pattern_masks, dtype=bool)
         num_patterns, kh, kw = masks.shape
         ids = np.asarray(layer.kernel_pattern)
         cout, cin = ids.shape
+        group = output_group(ids)
+        tuning = bytes(layer.tuning)
+        if len(tuning) > 0xFFFF:
+            raise LRFormatError(f"tuning record of {len(tuning)} bytes is too long")
         out.append(
             _LAYER.pack(
                 layer.op_index, layer.filter_tensor, cout, kh, kw, cin,
-                num_patterns, layer.entries,
+                num_patterns, layer.entries, group, len(tuning),
             )
         )
         weights = 1 << np.arange(kh * kw, dtype=np.uint64)
         bits = masks.reshape(num_patterns, -1).astype(np.uint64) @ weights
         out.append(bits.astype("<u4").tobytes())
-        out.append(ids.astype(np.uint8).tobytes())
+        out.append(tuning)
+        out.append(ids[::group].astype(np.uint8).tobytes())
     return b"".join(out)
 
 
@@ -105,14 +135,16 @@ def decode(data):
     for index in range(num_layers):
         if len(data) - pos < _LAYER.size:
             raise LRFormatError(f"LR layer {index}: truncated header")
-        op, tensor, cout, kh, kw, cin, num_patterns, entries = _LAYER.unpack_from(
-            data, pos
-        )
+        (op, tensor, cout, kh, kw, cin, num_patterns, entries, group,
+         tuning_bytes) = _LAYER.unpack_from(data, pos)
         pos += _LAYER.size
         if not (0 < num_patterns < REMOVED_KERNEL and 0 < kh * kw <= 32):
             raise LRFormatError(f"LR layer {index}: pattern table out of range")
-        mask_bytes, id_bytes = 4 * num_patterns, cout * cin
-        if len(data) - pos < mask_bytes + id_bytes:
+        if not 0 < group <= cout:
+            raise LRFormatError(f"LR layer {index}: output-channel group {group} out of range")
+        rows = -(-cout // group)
+        mask_bytes, id_bytes = 4 * num_patterns, rows * cin
+        if len(data) - pos < mask_bytes + tuning_bytes + id_bytes:
             raise LRFormatError(f"LR layer {index}: truncated body")
         bits = np.frombuffer(data, "<u4", num_patterns, pos)
         pos += mask_bytes
@@ -121,11 +153,14 @@ def decode(data):
             raise LRFormatError(
                 f"LR layer {index}: a pattern does not keep {entries} cells"
             )
-        ids = np.frombuffer(data, np.uint8, id_bytes, pos).reshape(cout, cin)
+        tuning = data[pos:pos + tuning_bytes]
+        pos += tuning_bytes
+        rows_ids = np.frombuffer(data, np.uint8, id_bytes, pos).reshape(rows, cin)
         pos += id_bytes
-        if np.any((ids != REMOVED_KERNEL) & (ids >= num_patterns)):
+        if np.any((rows_ids != REMOVED_KERNEL) & (rows_ids >= num_patterns)):
             raise LRFormatError(f"LR layer {index}: pattern id out of range")
-        layers.append(LRLayer(op, tensor, masks.reshape(-1, kh, kw), ids.copy()))
+        ids = np.repeat(rows_ids, group, axis=0)[:cout]
+        layers.append(LRLayer(op, tensor, masks.reshape(-1, kh, kw), ids.copy(), tuning))
     if pos != len(data):
         raise LRFormatError(f"LR has {len(data) - pos} trailing bytes")
     return layers

@@ -1,21 +1,23 @@
 """Per-layer facts about a .tflite file's LR, for ``cocopie inspect``.
 
-Storage sizes are computed for the layer's weights in three encodings:
+Storage sizes of the layer's weights, values plus index arrays at their
+narrowest integer type:
 
 * dense: every weight as float32;
-* CSR: the non-zero weights of each output channel as float32 values with
-  uint16 column indices (into the flattened kh·kw·in kernel) and an int32
-  row pointer per output channel — the layout of compressed sparse rows;
-* FKW (filter-kernel-weight): per output channel, its kept kernels grouped by
-  pattern (one uint16 count per pattern), per kept kernel a uint16 input
-  channel and its ``entries`` float32 values; plus the pattern table. Only
-  kept values are stored: pattern cells need no indices.
+* CSR: TFLite's own sparse layout for a pruned filter (the one its
+  ``EXPERIMENTAL_SPARSITY`` optimization writes): compressed rows over input
+  channels, one row per (out, kh, kw);
+* FKW: the encoding ``converter.compact`` stores in the file (blocks of output
+  channels, their kept input channels, kept cells, values), as stored when the
+  filter is sparse in the file, otherwise what it would take.
 """
 
 import numpy as np
 
+from cocopie_keras.converter import compact
 from cocopie_keras.converter import conversion
 from cocopie_keras.converter import lr as lr_lib
+from cocopie_keras.converter import tuning as tuning_lib
 
 
 def layer_reports(tflite_bytes):
@@ -27,8 +29,14 @@ def layer_reports(tflite_bytes):
         op = subgraph.operators[layer.op_index]
         name = subgraph.tensors[op.outputs[0]].name
         name = name.decode() if isinstance(name, bytes) else name
-        weights = conversion._constant_float_tensor(model, subgraph, layer.filter_tensor)
+        weights = compact.constant_weights(model, subgraph, layer.filter_tensor)
         reports.append(_report(layer, name, weights))
+        if conversion.is_depthwise(model, op):
+            # The LR's view is (C, kh, kw, 1); the delegate runs its own
+            # depthwise kernel (no block kernel, nothing to tune).
+            kh, kw = layer.kernel_size
+            reports[-1]["kind"] = f"dwconv{kh}x{kw}_pattern"
+            reports[-1]["tuning"]["kernel"] = "dwconv"
     return reports
 
 
@@ -40,8 +48,8 @@ def _report(layer, name, weights):
     num_patterns = len(layer.pattern_masks)
     histogram = np.bincount(ids[kept].astype(np.int64), minlength=num_patterns)
     nonzero = int(np.count_nonzero(weights)) if weights is not None else None
-    fkw = (int(kept.sum()) * (2 + 4 * layer.entries)
-           + cout * 2 * num_patterns + num_patterns * 4)
+    fkw = None if weights is None else compact.encode_filter(weights).nbytes()
+    csr = None if weights is None else compact.encode_csr(weights).nbytes()
     return {
         "name": name,
         "op_index": layer.op_index,
@@ -55,15 +63,28 @@ def _report(layer, name, weights):
         "kernel_density": float(kept.mean()),
         "weight_density": float(layer.kept_mask_ohwi().mean()),
         "dense_bytes": cout * kh * kw * cin * 4,
-        "csr_bytes": None if nonzero is None else nonzero * 6 + (cout + 1) * 4,
+        "nonzero_weights": nonzero,
+        "csr_bytes": csr,
         "fkw_bytes": fkw,
-        "tuning": {
-            "kernel": "block",
-            # Extra FMAs of the block kernel over the kept taps, per block
-            # width (32 channels on AVX-512, 16 on AVX2/NEON).
-            "block_padding": {str(b): _block_padding(layer, b) for b in (16, 32)},
-        },
+        "tuning": _tuning(layer),
     }
+
+
+def _tuning(layer):
+    """The built-in kernel choice and what ``cocopie tune-kernels`` stored."""
+    stored = tuning_lib.describe(getattr(layer, "tuning", b""))
+    facts = {
+        "kernel": "block",  # the built-in choice, used where nothing is stored
+        # Extra FMAs of the block kernel over the kept taps, per block width
+        # (32 channels by default on AVX-512, 16 on AVX2/NEON; 8 is tunable).
+        "block_padding": {str(b): _block_padding(layer, b) for b in (8, 16, 32)},
+        # Per SIMD target, the choice stored in the LR (the delegate uses the
+        # entry of its own target without timing anything).
+        "stored": stored["entries"],
+    }
+    if "error" in stored:
+        facts["stored_error"] = stored["error"]  # the delegate ignores such a record
+    return facts
 
 
 def _block_padding(layer, block):

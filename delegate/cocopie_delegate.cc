@@ -1,16 +1,19 @@
 // The delegate: reads the LR from the model's metadata, claims the CONV_2D
-// nodes it describes whose weights agree with it, and hands each connected
-// group of them to a PartitionKernel.
+// and DEPTHWISE_CONV_2D nodes it describes whose weights agree with it, and
+// hands each connected group of them to a PartitionKernel.
 #include "delegate/cocopie_delegate.h"
 
 #include <cstdio>
+#include <map>
 #include <new>
 #include <vector>
 
 #include "delegate/conv_node.h"
 #include "delegate/delegate_state.h"
+#include "delegate/dwconv_node.h"
 #include "delegate/lr_from_weights.h"
 #include "delegate/partition_kernel.h"
+#include "delegate/simple_op_nodes.h"
 #include "delegate/pattern_conv.h"
 
 namespace cocopie {
@@ -80,11 +83,37 @@ bool LoadLr(TfLiteContext* context, DelegateState* state) {
 TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
   DelegateState* state = DelegateState::From(delegate);
   state->set_claimed_nodes(0);
+  state->node_tunings().clear();
   if (!LoadLr(context, state)) return kTfLiteOk;
 
   TfLiteIntArray* plan = nullptr;
   if (context->GetExecutionPlan(context, &plan) != kTfLiteOk) return kTfLiteError;
+  // Compact files feed pattern convolutions through DENSIFY nodes of sparse
+  // constants (converter/compact.py). Such a node is claimed together with
+  // its convolution when the convolution is its only consumer, so the dense
+  // filter is never materialized.
+  std::map<int, int> densify_of_tensor;  // dense output -> DENSIFY node
+  std::vector<int> consumers(context->tensors_size, 0);
+  for (int i = 0; i < plan->size; ++i) {
+    TfLiteNode* node;
+    TfLiteRegistration* registration;
+    if (context->GetNodeAndRegistration(context, plan->data[i], &node,
+                                        &registration) != kTfLiteOk) {
+      return kTfLiteError;
+    }
+    for (int k = 0; node->inputs != nullptr && k < node->inputs->size; ++k) {
+      const int t = node->inputs->data[k];
+      if (t >= 0 && static_cast<size_t>(t) < context->tensors_size) ++consumers[t];
+    }
+    if (registration->builtin_code == kTfLiteBuiltinDensify &&
+        node->inputs != nullptr && node->inputs->size == 1 &&
+        node->outputs != nullptr && node->outputs->size == 1) {
+      densify_of_tensor[node->outputs->data[0]] = plan->data[i];
+    }
+  }
+  state->sparse_filters().clear();
   std::vector<int> claimed;
+  int claimed_convs = 0;
   int described = 0;
   for (int i = 0; i < plan->size; ++i) {
     const int node_index = plan->data[i];
@@ -97,27 +126,69 @@ TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
     const LrLayer* layer = state->lr().FindByOp(node_index);
     if (layer == nullptr) continue;
     ++described;
-    if (registration->builtin_code != kTfLiteBuiltinConv2d) {
+    // A depthwise layer is in the LR as C output channels of 1 input
+    // channel each; the node's builtin code tells the two kinds apart.
+    const bool depthwise = registration->builtin_code == kTfLiteBuiltinDepthwiseConv2d;
+    if (registration->builtin_code != kTfLiteBuiltinConv2d && !depthwise) {
       state->ReportOnce("node " + std::to_string(node_index) +
-                        " is not a CONV_2D but the LR describes it; left to "
-                        "stock kernels");
+                        " is not a CONV_2D or DEPTHWISE_CONV_2D but the LR "
+                        "describes it; left to stock kernels");
       continue;
     }
-    const std::string reason = CheckConvNode(context, node, *layer);
+    const std::string kind = depthwise ? " (DEPTHWISE_CONV_2D)" : " (CONV_2D)";
+    const TfLiteTensor* sparse_filter = nullptr;
+    int densify_node = -1, sparse_index = -1;
+    if (node->inputs != nullptr && node->inputs->size >= 2) {
+      const int filter = node->inputs->data[1];
+      auto densify = densify_of_tensor.find(filter);
+      if (densify != densify_of_tensor.end() && filter >= 0 &&
+          consumers[filter] == 1) {
+        TfLiteNode* unpack;
+        TfLiteRegistration* unused;
+        if (context->GetNodeAndRegistration(context, densify->second, &unpack,
+                                            &unused) != kTfLiteOk) {
+          return kTfLiteError;
+        }
+        densify_node = densify->second;
+        sparse_index = unpack->inputs->data[0];
+        sparse_filter = ContextTensor(context, sparse_index);
+        if (sparse_filter == nullptr) {
+          state->ReportOnce("node " + std::to_string(node_index) + kind +
+                            " left to stock kernels: DENSIFY input out of range");
+          continue;
+        }
+      }
+    }
+    const std::string reason =
+        depthwise ? CheckDepthwiseNode(context, node, *layer, sparse_filter)
+                  : CheckConvNode(context, node, *layer, sparse_filter);
     if (!reason.empty()) {
-      state->ReportOnce("node " + std::to_string(node_index) +
-                        " (CONV_2D) left to stock kernels: " + reason);
+      state->ReportOnce("node " + std::to_string(node_index) + kind +
+                        " left to stock kernels: " + reason);
       continue;
     }
     claimed.push_back(node_index);
+    ++claimed_convs;
+    if (densify_node >= 0) {
+      claimed.push_back(densify_node);
+      state->sparse_filters()[node_index] = sparse_index;
+    }
   }
   if (state->options().verbose) {
-    state->ReportOnce("claimed " + std::to_string(claimed.size()) + " of " +
-                      std::to_string(described) + " CONV_2D nodes in the LR (" +
-                      PatternConvSimdTarget() + " kernels)");
+    state->ReportOnce("claimed " + std::to_string(claimed_convs) + " of " +
+                      std::to_string(described) +
+                      " convolution nodes in the LR (" + PatternConvSimdTarget() +
+                      " kernels; depthwise " + DepthwiseConvKernelName() + ")");
   }
   if (claimed.empty()) return kTfLiteOk;
-  state->set_claimed_nodes(static_cast<int>(claimed.size()));
+  state->set_claimed_nodes(claimed_convs);
+  // ADD / MAX_POOL_2D / PAD between claimed nodes join their partitions.
+  const std::vector<int> joining = ConnectingSimpleOps(context, plan, claimed);
+  claimed.insert(claimed.end(), joining.begin(), joining.end());
+  if (state->options().verbose && !joining.empty()) {
+    state->ReportOnce("also running " + std::to_string(joining.size()) +
+                      " ADD / MAX_POOL_2D / PAD nodes between them");
+  }
 
   // The runtime copies the array's contents; build it on the heap because
   // TfLiteIntArray has a flexible member.
@@ -139,6 +210,8 @@ CocopieDelegateOptions CocopieDelegateOptionsDefault(void) {
   options.num_threads = 0;
   options.kernel = kCocopieKernelAuto;
   options.verbose = 0;
+  options.tuning = kCocopieTuningCache;
+  options.tuning_cache = nullptr;
   return options;
 }
 
@@ -146,7 +219,8 @@ TfLiteDelegate* CocopieDelegateCreate(const CocopieDelegateOptions* options) {
   const CocopieDelegateOptions chosen =
       options != nullptr ? *options : CocopieDelegateOptionsDefault();
   if (chosen.num_threads < 0 || chosen.kernel < kCocopieKernelAuto ||
-      chosen.kernel > kCocopieKernelBlock) {
+      chosen.kernel > kCocopieKernelBlock || chosen.tuning < kCocopieTuningCache ||
+      chosen.tuning > kCocopieTuningRetune) {
     return nullptr;
   }
   auto* state = new (std::nothrow) cocopie::DelegateState(chosen);

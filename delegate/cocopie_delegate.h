@@ -26,6 +26,15 @@ typedef enum CocopieKernelChoice {
   kCocopieKernelBlock = 3,      // SIMD, NHWC blocks of 16 output channels
 } CocopieKernelChoice;
 
+typedef enum CocopieTuningMode {
+  // Use kernel tunings stored in the model's LR or the tuning cache; time
+  // nothing. Layers found in neither run the built-in choice.
+  kCocopieTuningCache = 0,
+  kCocopieTuningOff = 1,      // always the built-in choice
+  kCocopieTuningOn = 2,       // like cache, and time (then store) the rest
+  kCocopieTuningRetune = 3,   // time every layer, ignoring the LR and cache
+} CocopieTuningMode;
+
 typedef struct CocopieDelegateOptions {
   // Worker threads for the delegate's kernels; 0 follows the interpreter's
   // thread count (1 when the interpreter leaves it unset).
@@ -33,6 +42,11 @@ typedef struct CocopieDelegateOptions {
   CocopieKernelChoice kernel;
   // 1: print which nodes were claimed to stderr.
   int verbose;
+  // Per-layer kernel auto-tuning (delegate/kernel_tuning.h).
+  CocopieTuningMode tuning;
+  // File of timed choices kept between runs, keyed by layer signature and
+  // CPU; NULL: in memory only. Copied by CocopieDelegateCreate.
+  const char* tuning_cache;
 } CocopieDelegateOptions;
 
 COCOPIE_EXPORT CocopieDelegateOptions CocopieDelegateOptionsDefault(void);
@@ -46,6 +60,13 @@ COCOPIE_EXPORT void CocopieDelegateDelete(TfLiteDelegate* delegate);
 // Number of CONV_2D nodes the delegate took over at its latest Prepare (the
 // latest interpreter it was applied to); -1 for a null delegate.
 COCOPIE_EXPORT int CocopieDelegateClaimedNodes(const TfLiteDelegate* delegate);
+
+// What each CONV_2D node claimed at the latest Prepare runs, as a JSON array
+// of objects (one per node: "node", "source" — lr | cache | timed | default |
+// off | forced —, "kernel", the block kernel's tunables, "record": the
+// one-entry tuning record as hex, timings when timed). The text stays valid
+// until the next call or the delegate's deletion; NULL for a null delegate.
+COCOPIE_EXPORT const char* CocopieDelegateKernelTunings(TfLiteDelegate* delegate);
 
 // The SIMD target the kernels dispatch to on this CPU, e.g. "AVX3", "NEON".
 COCOPIE_EXPORT const char* CocopieDelegateSimdTarget(void);

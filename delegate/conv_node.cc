@@ -4,6 +4,9 @@
 
 #include <cfloat>
 #include <sstream>
+#include <vector>
+
+#include "delegate/sparse_weights.h"
 
 namespace cocopie {
 namespace {
@@ -13,14 +16,12 @@ bool IsConstant(const TfLiteTensor* t) {
          t->allocation_type == kTfLitePersistentRo;
 }
 
-bool ActivationRange(TfLiteFusedActivation act, float* lo, float* hi) {
-  switch (act) {
-    case kTfLiteActNone: *lo = -FLT_MAX; *hi = FLT_MAX; return true;
-    case kTfLiteActRelu: *lo = 0.0f; *hi = FLT_MAX; return true;
-    case kTfLiteActReluN1To1: *lo = -1.0f; *hi = 1.0f; return true;
-    case kTfLiteActRelu6: *lo = 0.0f; *hi = 6.0f; return true;
-    default: return false;
+bool SameDims(const TfLiteIntArray* a, const TfLiteIntArray* b) {
+  if (a == nullptr || b == nullptr || a->size != b->size) return false;
+  for (int i = 0; i < a->size; ++i) {
+    if (a->data[i] != b->data[i]) return false;
   }
+  return true;
 }
 
 std::string DimsString(const TfLiteIntArray* dims) {
@@ -62,6 +63,16 @@ std::string FindPatternViolation(const LrLayer& layer, const float* filter) {
 
 }  // namespace
 
+bool ActivationRange(TfLiteFusedActivation act, float* lo, float* hi) {
+  switch (act) {
+    case kTfLiteActNone: *lo = -FLT_MAX; *hi = FLT_MAX; return true;
+    case kTfLiteActRelu: *lo = 0.0f; *hi = FLT_MAX; return true;
+    case kTfLiteActReluN1To1: *lo = -1.0f; *hi = 1.0f; return true;
+    case kTfLiteActRelu6: *lo = 0.0f; *hi = 6.0f; return true;
+    default: return false;
+  }
+}
+
 TfLiteTensor* ContextTensor(TfLiteContext* context, int index) {
   if (index < 0 || static_cast<size_t>(index) >= context->tensors_size) {
     return nullptr;
@@ -71,7 +82,8 @@ TfLiteTensor* ContextTensor(TfLiteContext* context, int index) {
 }
 
 std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
-                          const LrLayer& layer) {
+                          const LrLayer& layer,
+                          const TfLiteTensor* sparse_filter) {
   if (node->inputs == nullptr || node->inputs->size < 2 ||
       node->inputs->size > 3 || node->outputs == nullptr ||
       node->outputs->size != 1) {
@@ -106,8 +118,22 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
     return "filter is tensor " + std::to_string(node->inputs->data[1]) +
            " but the LR names tensor " + std::to_string(layer.filter_tensor);
   }
-  if (!IsConstant(filter) || filter->data.raw == nullptr) {
+  std::vector<float> expanded;
+  const float* filter_values = filter->data.f;
+  if (sparse_filter != nullptr) {
+    // The node's filter is computed by DENSIFY; its source must be a sparse
+    // constant of the same shape.
+    std::string error;
+    if (!IsConstant(sparse_filter) || !SameDims(sparse_filter->dims, filter->dims) ||
+        !DensifyFloatTensor(*sparse_filter, &expanded, &error)) {
+      return error.empty() ? "DENSIFY source is not a constant of the filter's shape"
+                           : error;
+    }
+    filter_values = expanded.data();
+  } else if (!IsConstant(filter) || filter->data.raw == nullptr) {
     return "filter is not a constant tensor";
+  } else if (filter->sparsity != nullptr) {
+    return "filter is sparse without a DENSIFY";
   }
   const TfLiteIntArray* fd = filter->dims;
   if (fd == nullptr || fd->size != 4 || fd->data[0] != layer.out_channels ||
@@ -119,7 +145,8 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
            std::to_string(layer.kernel_w) + ", " +
            std::to_string(layer.in_channels) + "]";
   }
-  if (filter->bytes != sizeof(float) * static_cast<size_t>(layer.out_channels) *
+  if (sparse_filter == nullptr &&
+      filter->bytes != sizeof(float) * static_cast<size_t>(layer.out_channels) *
                            layer.kernel_h * layer.kernel_w * layer.in_channels) {
     return "filter byte size does not match its shape";
   }
@@ -137,11 +164,12 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
       return "bias is not a constant float32 vector of the output channels";
     }
   }
-  return FindPatternViolation(layer, filter->data.f);
+  return FindPatternViolation(layer, filter_values);
 }
 
 ConvStep MakeConvStep(TfLiteContext* context, int node_index,
-                      const TfLiteNode* node, const LrLayer& layer) {
+                      const TfLiteNode* node, const LrLayer& layer,
+                      const TfLiteTensor* sparse_filter) {
   const auto* params = static_cast<const TfLiteConvParams*>(node->builtin_data);
   ConvStep step;
   step.node_index = node_index;
@@ -163,7 +191,13 @@ ConvStep MakeConvStep(TfLiteContext* context, int node_index,
   if (node->inputs->size == 3 && node->inputs->data[2] >= 0) {
     bias = ContextTensor(context, node->inputs->data[2])->data.f;
   }
+  std::vector<float> expanded;
   const float* filter = ContextTensor(context, node->inputs->data[1])->data.f;
+  if (sparse_filter != nullptr) {
+    std::string error;  // CheckConvNode already expanded this tensor once
+    DensifyFloatTensor(*sparse_filter, &expanded, &error);
+    filter = expanded.data();
+  }
   step.weights = PackPatternWeights(layer, filter, bias);
   return step;
 }
@@ -184,6 +218,7 @@ void ChooseKernel(int choice, ConvStep* step) {
     step->blocks = std::move(blocks);
     step->use_block = true;
   }
+  step->built_in_block = step->use_block;
 }
 
 }  // namespace cocopie

@@ -15,11 +15,17 @@ namespace cocopie {
 // so that we never depend on sizeof(TfLiteTensor).
 TfLiteTensor* ContextTensor(TfLiteContext* context, int index);
 
+// A fused activation as the clamp [*lo, *hi]; false for one we do not run.
+bool ActivationRange(TfLiteFusedActivation act, float* lo, float* hi);
+
 // Empty when `node` is a float32 CONV_2D that `layer` describes and whose
 // constant weights obey the layer's patterns exactly (every pruned weight is
 // zero); otherwise the reason it must stay with the stock kernels.
+// `sparse_filter` is the sparse constant a DENSIFY node expands into the
+// node's filter (converter/compact.py), or null for a constant filter.
 std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
-                          const LrLayer& layer);
+                          const LrLayer& layer,
+                          const TfLiteTensor* sparse_filter = nullptr);
 
 // One claimed convolution: constant parts fixed at delegation time, geometry
 // refreshed whenever the runtime re-prepares (e.g. after an input resize).
@@ -31,19 +37,27 @@ struct ConvStep {
   ConvGeometry geometry;  // spatial sizes filled in at prepare time
   PackedPatternWeights weights;
   PatternConvScratch scratch;
-  // Set when the block kernel runs this layer (see ChooseKernel).
+  // Set when the block kernel runs this layer (see ChooseKernel); its
+  // tunables are block_scratch.params (kernel_tuning.h may change them).
   bool use_block = false;
   BlockPackedWeights blocks;
   BlockConvScratch block_scratch;
+  // What ChooseKernel picked (the built-in choice tuning=off restores).
+  bool built_in_block = false;
+  // Signature and CPU key the kernel choice was last resolved for by
+  // TuneConvStep (empty: not yet).
+  std::string tuning_key;
 };
 
 // Picks the SIMD kernel for `step` (`choice` is the delegate's kernel option)
 // and packs the weights it needs.
 void ChooseKernel(int choice, ConvStep* step);
 
-// Builds the step for a node that passed CheckConvNode.
+// Builds the step for a node that passed CheckConvNode (with the same
+// `sparse_filter`).
 ConvStep MakeConvStep(TfLiteContext* context, int node_index,
-                      const TfLiteNode* node, const LrLayer& layer);
+                      const TfLiteNode* node, const LrLayer& layer,
+                      const TfLiteTensor* sparse_filter = nullptr);
 
 }  // namespace cocopie
 

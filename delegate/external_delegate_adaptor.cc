@@ -8,6 +8,10 @@
 //                | "block" | "rows" (force one SIMD kernel)
 //                | "reference" (scalar, for checking)
 //   verbose      "0" | "1": report claimed nodes on stderr
+//   tuning       "cache" (default: kernel tunings from the LR or the cache
+//                file, no timing) | "on" (also time and store untuned layers)
+//                | "retune" (time every layer) | "off" (built-in choice)
+//   tuning_cache path of the tuning cache file (default: none, in memory)
 // Anything else is refused through report_error, and no delegate is made.
 #include <cerrno>
 #include <cstdlib>
@@ -53,13 +57,33 @@ std::string ApplyOption(const char* key, const char* value,
       return "option kernel expects 'auto', 'block', 'rows' or 'reference'. "
              "Received: kernel=" + v;
     }
+  } else if (k == "tuning") {
+    if (v == "cache") {
+      options->tuning = kCocopieTuningCache;
+    } else if (v == "off") {
+      options->tuning = kCocopieTuningOff;
+    } else if (v == "on") {
+      options->tuning = kCocopieTuningOn;
+    } else if (v == "retune") {
+      options->tuning = kCocopieTuningRetune;
+    } else {
+      return "option tuning expects 'cache', 'on', 'retune' or 'off'. "
+             "Received: tuning=" + v;
+    }
+  } else if (k == "tuning_cache") {
+    if (v.empty()) {
+      return "option tuning_cache expects a file path. Received: tuning_cache=";
+    }
+    // CocopieDelegateCreate copies it; `value` outlives that call.
+    options->tuning_cache = value;
   } else if (k == "verbose") {
     if (!ParseInt(value, 0, 1, &options->verbose)) {
       return "option verbose expects 0 or 1. Received: verbose=" + v;
     }
   } else {
     return "unknown option '" + k +
-           "'. Supported options: num_threads, kernel, verbose.";
+           "'. Supported options: num_threads, kernel, verbose, tuning, "
+           "tuning_cache.";
   }
   return "";
 }
@@ -72,6 +96,8 @@ COCOPIE_EXPORT TfLiteDelegate* tflite_plugin_create_delegate(
     char** options_keys, char** options_values, size_t num_options,
     void (*report_error)(const char*)) {
   CocopieDelegateOptions options = CocopieDelegateOptionsDefault();
+  options.tuning = kCocopieTuningCache;
+  options.tuning_cache = nullptr;
   for (size_t i = 0; i < num_options; ++i) {
     const std::string error =
         ApplyOption(options_keys[i], options_values[i], &options);

@@ -46,11 +46,12 @@ bool ParseLayer(Reader* reader, uint32_t index, LrLayer* layer,
                 std::string* error) {
   const std::string where = "LR layer " + std::to_string(index) + ": ";
   uint32_t out_c, in_c;
-  uint16_t kh, kw, num_patterns, entries;
+  uint16_t kh, kw, num_patterns, entries, out_group, tuning_bytes;
   if (!reader->Read(&layer->op_index) || !reader->Read(&layer->filter_tensor) ||
       !reader->Read(&out_c) || !reader->Read(&kh) || !reader->Read(&kw) ||
       !reader->Read(&in_c) || !reader->Read(&num_patterns) ||
-      !reader->Read(&entries)) {
+      !reader->Read(&entries) || !reader->Read(&out_group) ||
+      !reader->Read(&tuning_bytes)) {
     return Fail(error, where + "truncated header");
   }
   if (out_c == 0 || in_c == 0 || out_c > kMaxChannels || in_c > kMaxChannels) {
@@ -71,7 +72,12 @@ bool ParseLayer(Reader* reader, uint32_t index, LrLayer* layer,
     return Fail(error, where + "entries per pattern " +
                            std::to_string(entries) + " out of range");
   }
+  if (out_group == 0 || out_group > out_c) {
+    return Fail(error, where + "output-channel group " +
+                           std::to_string(out_group) + " out of range");
+  }
   layer->out_channels = static_cast<int>(out_c);
+  layer->out_group = out_group;
   layer->in_channels = static_cast<int>(in_c);
   layer->kernel_h = kh;
   layer->kernel_w = kw;
@@ -89,7 +95,13 @@ bool ParseLayer(Reader* reader, uint32_t index, LrLayer* layer,
     }
     layer->pattern_masks[p] = mask;
   }
-  const size_t kernels = static_cast<size_t>(out_c) * in_c;
+  const uint8_t* tuning;
+  if (!reader->ReadBytes(tuning_bytes, &tuning)) {
+    return Fail(error, where + "truncated tuning record");
+  }
+  layer->tuning.assign(tuning, tuning + tuning_bytes);
+  const size_t groups = (out_c + out_group - 1) / out_group;
+  const size_t kernels = groups * in_c;
   const uint8_t* ids;
   if (!reader->ReadBytes(kernels, &ids)) {
     return Fail(error, where + "truncated kernel pattern ids (need " +

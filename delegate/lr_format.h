@@ -1,15 +1,22 @@
 // The layerwise representation (LR) that the converter stores in a .tflite
 // file's metadata table under the name kLrMetadataName, and its parser.
 //
-// Version 1 encoding (all integers little-endian, no padding):
+// Version 2 encoding (all integers little-endian, no padding):
 //   header : magic "CPLR" | u32 version | u32 num_layers
 //   layer  : u32 op_index        (operator index in subgraph 0 == node index)
 //            u32 filter_tensor   (tensor index of the CONV_2D filter)
 //            u32 out_channels | u16 kernel_h | u16 kernel_w | u32 in_channels
 //            u16 num_patterns | u16 entries_per_pattern
+//            u16 out_group       (consecutive output channels sharing one row
+//                                 of kernel_pattern; 1 = every channel its own)
+//            u16 tuning_bytes
 //            u32 pattern_mask[num_patterns]   (bit r*kernel_w+c = cell kept)
-//            u8  kernel_pattern[out_channels * in_channels]
-//                (row-major [out][in]; kRemovedKernel = connectivity-pruned)
+//            u8  tuning[tuning_bytes]         (kernel tuning record, opaque
+//                                              here; see kernel_tuning.h)
+//            u8  kernel_pattern[ceil(out_channels / out_group) * in_channels]
+//                (row-major [group][in]; kRemovedKernel = connectivity-pruned)
+// Co-design pruning gives groups of output channels one pattern per input
+// channel, so out_group > 1 keeps the table a small fraction of the weights.
 // The parser bounds-checks every read and every count before trusting it: a
 // malformed entry is an error, never an out-of-range access.
 #ifndef COCOPIE_DELEGATE_LR_FORMAT_H_
@@ -23,7 +30,7 @@
 namespace cocopie {
 
 inline constexpr char kLrMetadataName[] = "cocopie_lr";
-inline constexpr uint32_t kLrVersion = 1;
+inline constexpr uint32_t kLrVersion = 2;
 inline constexpr uint8_t kRemovedKernel = 0xFF;
 // Upper bounds that keep a hostile file from asking for absurd allocations.
 inline constexpr uint32_t kMaxLrLayers = 1u << 16;
@@ -38,11 +45,14 @@ struct LrLayer {
   int kernel_w = 0;
   int in_channels = 0;
   int entries_per_pattern = 0;
+  int out_group = 1;
   std::vector<uint32_t> pattern_masks;
-  std::vector<uint8_t> kernel_pattern;  // [out][in]
+  std::vector<uint8_t> tuning;          // opaque kernel tuning record
+  std::vector<uint8_t> kernel_pattern;  // [out / out_group][in]
 
   uint8_t PatternOf(int out_channel, int in_channel) const {
-    return kernel_pattern[static_cast<size_t>(out_channel) * in_channels +
+    return kernel_pattern[static_cast<size_t>(out_channel / out_group) *
+                              in_channels +
                           in_channel];
   }
 };

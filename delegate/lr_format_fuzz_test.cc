@@ -22,8 +22,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (cocopie::ParseLayerwiseRepresentation(bytes.data(), bytes.size(), &lr, &error)) {
     // Whatever parses must be internally consistent.
     for (const cocopie::LrLayer& layer : lr.layers) {
-      const size_t kernels = static_cast<size_t>(layer.out_channels) * layer.in_channels;
+      if (layer.out_group < 1 || layer.out_group > layer.out_channels) __builtin_trap();
+      const size_t groups = (layer.out_channels + layer.out_group - 1) / layer.out_group;
+      const size_t kernels = groups * layer.in_channels;
       if (layer.kernel_pattern.size() != kernels) __builtin_trap();
+      // Every (output, input) pair must resolve inside the table.
+      const int last = layer.out_channels - 1;
+      if (static_cast<size_t>(last / layer.out_group) * layer.in_channels +
+              layer.in_channels > kernels) {
+        __builtin_trap();
+      }
       for (uint8_t id : layer.kernel_pattern) {
         if (id != cocopie::kRemovedKernel && id >= layer.pattern_masks.size()) {
           __builtin_trap();
@@ -63,10 +71,14 @@ std::vector<uint8_t> RandomLr(std::mt19937* rng) {
     Put16(&b, 3);
     Put16(&b, 3);
     Put32(&b, in_c);
+    const int group = 1 + (*rng)() % out_c, tuning = (*rng)() % 3;
     Put16(&b, patterns);
     Put16(&b, 4);
+    Put16(&b, group);
+    Put16(&b, tuning);
     for (int p = 0; p < patterns; ++p) Put32(&b, 0x1Bu << p);  // 4 bits set
-    for (int k = 0; k < out_c * in_c; ++k) {
+    for (int t = 0; t < tuning; ++t) b.push_back((*rng)());
+    for (int k = 0; k < (out_c + group - 1) / group * in_c; ++k) {
       b.push_back((*rng)() % 5 == 0 ? cocopie::kRemovedKernel : (*rng)() % patterns);
     }
   }

@@ -18,10 +18,13 @@ class LrBuilder {
   }
   LrBuilder& Layer(uint32_t op, uint32_t tensor, uint32_t out_c, uint16_t kh,
                    uint16_t kw, uint32_t in_c, std::vector<uint32_t> masks,
-                   uint16_t entries, std::vector<uint8_t> ids) {
+                   uint16_t entries, std::vector<uint8_t> ids,
+                   uint16_t out_group = 1, std::vector<uint8_t> tuning = {}) {
     U32(op).U32(tensor).U32(out_c).U16(kh).U16(kw).U32(in_c);
     U16(static_cast<uint16_t>(masks.size())).U16(entries);
+    U16(out_group).U16(static_cast<uint16_t>(tuning.size()));
     for (uint32_t m : masks) U32(m);
+    bytes_.insert(bytes_.end(), tuning.begin(), tuning.end());
     bytes_.insert(bytes_.end(), ids.begin(), ids.end());
     return *this;
   }
@@ -72,6 +75,27 @@ TEST(LrFormat, ParsesValidLr) {
   EXPECT_EQ(lr.FindByOp(1), nullptr);
 }
 
+TEST(LrFormat, GroupedRowsAndTuningRecord) {
+  // 5 output channels in groups of 2: rows for channels {0,1}, {2,3}, {4}.
+  const std::vector<uint8_t> bytes =
+      LrBuilder()
+          .Header(kLrVersion, 1)
+          .Layer(2, 4, 5, 3, 3, 2, {kT, kSquare}, 4,
+                 {0, kRemovedKernel, 1, 1, kRemovedKernel, 0}, 2, {9, 8, 7})
+          .bytes();
+  LayerwiseRepresentation lr;
+  std::string error;
+  ASSERT_TRUE(Parse(bytes, &lr, &error)) << error;
+  const LrLayer& layer = lr.layers[0];
+  EXPECT_EQ(layer.out_group, 2);
+  EXPECT_EQ(layer.tuning, (std::vector<uint8_t>{9, 8, 7}));
+  EXPECT_EQ(layer.PatternOf(1, 0), 0);
+  EXPECT_EQ(layer.PatternOf(1, 1), kRemovedKernel);
+  EXPECT_EQ(layer.PatternOf(3, 0), 1);
+  EXPECT_EQ(layer.PatternOf(4, 0), kRemovedKernel);
+  EXPECT_EQ(layer.PatternOf(4, 1), 0);
+}
+
 TEST(LrFormat, EveryTruncationIsAnErrorNotACrash) {
   const std::vector<uint8_t> full = ValidLr();
   for (size_t n = 0; n < full.size(); ++n) {
@@ -101,9 +125,9 @@ TEST(LrFormat, RejectsWrongMagicAndVersion) {
   EXPECT_FALSE(Parse(bytes, &lr, &error));
   EXPECT_NE(error.find("magic"), std::string::npos) << error;
 
-  std::vector<uint8_t> v2 = LrBuilder().Header(2, 0).bytes();
-  EXPECT_FALSE(Parse(v2, &lr, &error));
-  EXPECT_NE(error.find("version 2"), std::string::npos) << error;
+  std::vector<uint8_t> v1 = LrBuilder().Header(1, 0).bytes();
+  EXPECT_FALSE(Parse(v1, &lr, &error));
+  EXPECT_NE(error.find("version 1"), std::string::npos) << error;
 }
 
 TEST(LrFormat, RejectsInconsistentLayers) {
@@ -113,24 +137,30 @@ TEST(LrFormat, RejectsInconsistentLayers) {
   };
   const std::vector<Case> cases = {
       {"pattern id beyond table",
-       LrBuilder().Header(1, 1).Layer(0, 1, 1, 3, 3, 1, {kT}, 4, {1}).bytes()},
+       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 3, 3, 1, {kT}, 4, {1}).bytes()},
       {"mask with wrong cell count",
-       LrBuilder().Header(1, 1).Layer(0, 1, 1, 3, 3, 1, {0x7u}, 4, {0}).bytes()},
+       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 3, 3, 1, {0x7u}, 4, {0}).bytes()},
       {"mask outside kernel",
-       LrBuilder().Header(1, 1).Layer(0, 1, 1, 3, 3, 1, {kT | (1u << 9)}, 5, {0}).bytes()},
+       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 3, 3, 1, {kT | (1u << 9)}, 5, {0}).bytes()},
       {"zero channels",
-       LrBuilder().Header(1, 1).Layer(0, 1, 0, 3, 3, 1, {kT}, 4, {}).bytes()},
+       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 0, 3, 3, 1, {kT}, 4, {}).bytes()},
       {"kernel too large",
-       LrBuilder().Header(1, 1).Layer(0, 1, 1, 7, 7, 1, {kT}, 4, {0}).bytes()},
+       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 7, 7, 1, {kT}, 4, {0}).bytes()},
       {"no patterns",
-       LrBuilder().Header(1, 1).Layer(0, 1, 1, 3, 3, 1, {}, 4, {kRemovedKernel}).bytes()},
+       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 3, 3, 1, {}, 4, {kRemovedKernel}).bytes()},
       {"operator twice",
-       LrBuilder().Header(1, 2)
+       LrBuilder().Header(kLrVersion, 2)
            .Layer(5, 1, 1, 3, 3, 1, {kT}, 4, {0})
            .Layer(5, 2, 1, 3, 3, 1, {kT}, 4, {0}).bytes()},
-      {"huge layer count", LrBuilder().Header(1, 0xFFFFFFFFu).bytes()},
+      {"output-channel group of zero",
+       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 3, 3, 1, {kT}, 4, {0}, 0).bytes()},
+      {"output-channel group wider than the layer",
+       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 2, 3, 3, 1, {kT}, 4, {0}, 3).bytes()},
+      {"ids for channels instead of groups",
+       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 4, 3, 3, 1, {kT}, 4, {0, 0, 0, 0}, 2).bytes()},
+      {"huge layer count", LrBuilder().Header(kLrVersion, 0xFFFFFFFFu).bytes()},
       {"huge channel count",
-       LrBuilder().Header(1, 1).Layer(0, 1, 0x7FFFFFFFu, 3, 3, 0x7FFFFFFFu, {kT}, 4, {}).bytes()},
+       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 0x7FFFFFFFu, 3, 3, 0x7FFFFFFFu, {kT}, 4, {}).bytes()},
   };
   for (const Case& c : cases) {
     LayerwiseRepresentation lr;

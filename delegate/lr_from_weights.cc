@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <numeric>
 #include <vector>
 
 #include "delegate/conv_node.h"
+#include "delegate/sparse_weights.h"
 
 namespace cocopie {
 namespace {
@@ -164,6 +166,19 @@ bool LrFromModelWeights(TfLiteContext* context, LayerwiseRepresentation* lr,
     *summary = "could not read the execution plan";
     return false;
   }
+  // Compact files store filters sparse behind DENSIFY nodes.
+  std::map<int, int> sparse_source_of;  // dense output -> sparse constant
+  for (int i = 0; i < plan->size; ++i) {
+    TfLiteNode* node = nullptr;
+    TfLiteRegistration* registration = nullptr;
+    if (context->GetNodeAndRegistration(context, plan->data[i], &node,
+                                        &registration) == kTfLiteOk &&
+        registration->builtin_code == kTfLiteBuiltinDensify &&
+        node->inputs != nullptr && node->inputs->size == 1 &&
+        node->outputs != nullptr && node->outputs->size == 1) {
+      sparse_source_of[node->outputs->data[0]] = node->inputs->data[0];
+    }
+  }
   int convs = 0;
   std::string first_refusal;
   for (int i = 0; i < plan->size; ++i) {
@@ -180,19 +195,34 @@ bool LrFromModelWeights(TfLiteContext* context, LayerwiseRepresentation* lr,
     const int filter_index = node->inputs->data[1];
     const TfLiteTensor* filter = ContextTensor(context, filter_index);
     if (filter == nullptr || filter->type != kTfLiteFloat32 ||
-        !IsConstant(filter) || filter->data.raw == nullptr ||
         filter->dims == nullptr || filter->dims->size != 4) {
       continue;
     }
     const int* d = filter->dims->data;
-    if (d[1] != 3 || d[2] != 3 ||
-        filter->bytes != sizeof(float) * static_cast<size_t>(d[0]) * d[1] *
-                             d[2] * d[3]) {
+    if (d[1] != 3 || d[2] != 3) continue;
+    std::vector<float> expanded;
+    const float* values = nullptr;
+    auto source = sparse_source_of.find(filter_index);
+    if (source != sparse_source_of.end()) {
+      const TfLiteTensor* sparse = ContextTensor(context, source->second);
+      std::string error;
+      if (sparse == nullptr || !IsConstant(sparse) ||
+          !DensifyFloatTensor(*sparse, &expanded, &error) ||
+          expanded.size() != static_cast<size_t>(d[0]) * d[1] * d[2] * d[3]) {
+        continue;
+      }
+      values = expanded.data();
+    } else if (IsConstant(filter) && filter->data.raw != nullptr &&
+               filter->sparsity == nullptr &&
+               filter->bytes == sizeof(float) * static_cast<size_t>(d[0]) *
+                                    d[1] * d[2] * d[3]) {
+      values = filter->data.f;
+    } else {
       continue;
     }
     LrLayer layer;
     std::string why;
-    if (!LrLayerFromFilter(filter->data.f, d[0], d[1], d[2], d[3],
+    if (!LrLayerFromFilter(values, d[0], d[1], d[2], d[3],
                            kDerivedPatternEntries, &layer, &why)) {
       if (first_refusal.empty()) {
         first_refusal = "node " + std::to_string(node_index) + ": " + why;

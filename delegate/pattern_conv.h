@@ -86,18 +86,19 @@ const char* PatternConvSimdTarget();
 
 // ---- Output-channel-block kernel -------------------------------------------
 //
-// Output channels are taken `block` at a time (32 on AVX-512, where two
-// vectors per pixel make the micro-kernel FMA-bound; 16 elsewhere). For each
-// block and input channel, the taps to run are the union of the block's kernel
-// patterns for that input channel; each tap stores `block` weights (zero for a
-// channel whose kernel does not keep the cell). When pruning gives 32 output
+// Output channels are taken `block` at a time (by default 32 on AVX-512,
+// where two vectors per pixel make the micro-kernel FMA-bound, 16 elsewhere;
+// half of it is also compiled, for tuning). For each block and input
+// channel, the taps to run are the union of the block's kernel patterns for
+// that input channel; each tap stores `block` weights (zero for a channel
+// whose kernel does not keep the cell). When pruning gives 32 output
 // channels one pattern per input channel (the co-design option,
 // cocopie_keras.codesign), the union is exactly that pattern on every target
 // and no zero is multiplied; otherwise the union costs extra FMAs, and
 // `padded_taps` / `kept_taps` says how many.
 inline constexpr int kMaxChannelBlock = 32;
 
-// The channel block the block kernel uses on this CPU.
+// The channel block the block kernel uses on this CPU by default.
 int PreferredChannelBlock();
 
 struct BlockPackedWeights {
@@ -117,7 +118,52 @@ struct BlockPackedWeights {
 // output channels (PreferredChannelBlock() for the kernel on this CPU).
 BlockPackedWeights PackChannelBlocks(const PackedPatternWeights& exact, int block);
 
+// Order in which the (channel block x pixel group) tasks are handed to the
+// pool. Consecutive tasks of one worker share their weights when blocks are
+// outer, and their input pixels when pixels are outer.
+enum class BlockLoopOrder : uint8_t { kBlocksOuter = 0, kPixelsOuter = 1 };
+
+// Run-time tunables of the block kernel (kernel_tuning.h searches them). Every
+// field's zero/default value gives the built-in choice, so a default-made
+// struct runs the kernel exactly as before tuning existed. The channel block
+// itself is fixed when the weights are packed (BlockPackedWeights::block).
+struct BlockKernelParams {
+  // Output pixels per micro-kernel tile (MR); must be one of
+  // BlockKernelTilePixels(block) on this CPU. 0: the target's default.
+  int tile_pixels = 0;
+  // Micro-kernel tiles per pool task; bounds scheduling overhead.
+  int tiles_per_task = 4;
+  // L1 budget of one input-channel chunk (a chunk's weights + one tile's
+  // input); 0 runs all input channels in one chunk.
+  int chunk_bytes = 24 * 1024;
+  BlockLoopOrder loop_order = BlockLoopOrder::kBlocksOuter;
+
+  bool operator==(const BlockKernelParams& o) const {
+    return tile_pixels == o.tile_pixels && tiles_per_task == o.tiles_per_task &&
+           chunk_bytes == o.chunk_bytes && loop_order == o.loop_order;
+  }
+  bool operator!=(const BlockKernelParams& o) const { return !(*this == o); }
+};
+
+// Limits a BlockKernelParams must respect (checked by PatternConvBlock and by
+// the tuning-record decoder).
+inline constexpr int kMaxTilesPerTask = 64;
+inline constexpr int kMinChunkBytes = 1024;
+inline constexpr int kMaxChunkBytes = 4 << 20;
+
+// Channel blocks the block kernel can run on this CPU (compiled variants),
+// the preferred one first.
+std::vector<int> BlockKernelChannelBlocks();
+// Tile sizes (MR) compiled for `block` on this CPU, the default first; empty
+// when `block` is not supported here.
+std::vector<int> BlockKernelTilePixels(int block);
+// Empty when PatternConvBlock can run weights packed with `block` using
+// `params` on this CPU; otherwise why not.
+std::string CheckBlockKernelParams(int block, const BlockKernelParams& params);
+
 struct BlockConvScratch {
+  // Tunables to run with; changing them re-plans on the next call.
+  BlockKernelParams params;
   std::vector<float> padded_input;   // one zero-bordered NHWC image
   std::vector<int64_t> tap_offsets;  // per tap, for the current geometry
   // Input channels are processed in chunks small enough that a tile's input
@@ -126,12 +172,20 @@ struct BlockConvScratch {
   int chunks = 1;
   std::vector<int32_t> chunk_taps;
   ConvGeometry planned_for;          // geometry tap_offsets were made for
+  BlockKernelParams planned_params;  // params the chunk plan was made for
+  // The packing the plan was made for (a scratch serves one packing; these
+  // make a switch re-plan instead of reading stale tap offsets).
+  const float* planned_weights = nullptr;
+  int planned_block = 0;
+  size_t planned_taps = 0;
   bool planned = false;
 };
 
-// NHWC convolution of all `g.batch` images with block-packed weights. Returns
-// false, computing nothing, if `w` was not packed with PreferredChannelBlock().
-// `pool` may be null; `release_workers` as for PatternConvSimd.
+// NHWC convolution of all `g.batch` images with block-packed weights, run
+// with `scratch->params`. Returns false, computing nothing, if this CPU has no
+// variant for `w.block` and those params (CheckBlockKernelParams), e.g.
+// weights packed for another target. `pool` may be null; `release_workers`
+// as for PatternConvSimd.
 bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
                       const float* input_nhwc, float* output_nhwc,
                       BlockConvScratch* scratch, pthreadpool_t pool,

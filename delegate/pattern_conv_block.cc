@@ -1,13 +1,18 @@
-// PatternConvBlock: NHWC pattern convolution over blocks of 16 output
-// channels (see pattern_conv.h), written once with Highway and dispatched to
-// the best target at run time.
+// PatternConvBlock: NHWC pattern convolution over blocks of output channels
+// (see pattern_conv.h), written once with Highway and dispatched to the best
+// target at run time.
 //
-// Micro-kernel f32_patconv_nhwc_{MR}x16: MR output pixels x 16 output channels
-// of accumulators stay in registers while every tap of the block is applied:
-// one 16-wide weight load per tap, one broadcast input load per pixel, MR x 16
-// FMAs. Input pixels are addressed through a zero-bordered copy of the image,
-// so padding costs no branch; tail pixels repeat the last valid pixel and are
-// not stored.
+// Micro-kernel f32_patconv_nhwc_{MR}x{block}: MR output pixels x `block`
+// output channels of accumulators stay in registers while every tap of the
+// block is applied: one weight load per vector of channels per tap, one
+// broadcast input load per pixel, MR x block FMAs. Input pixels are addressed
+// through a zero-bordered copy of the image, so padding costs no branch; tail
+// pixels repeat the last valid pixel and are not stored.
+//
+// MR and the channel block are compile-time constants (the accumulators must
+// be registers), so each target compiles a few (block, MR) variants that fit
+// its register file; BlockKernelParams picks one at run time, with the task
+// size, the input-channel chunk and the task order (kernel_tuning.h).
 
 // The micro-kernel keeps its accumulators in arrays of vectors, which sizeless
 // SVE vector types cannot form; on SVE CPUs this kernel dispatches to NEON
@@ -26,6 +31,8 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "delegate/pattern_conv.h"
 
@@ -33,13 +40,6 @@
 #define COCOPIE_PATTERN_CONV_BLOCK_SHARED_
 namespace cocopie {
 namespace {
-
-// Pixels one task covers, in micro-kernel tiles; bounds scheduling overhead.
-constexpr int kTilesPerTask = 4;
-// L1 budget for one input-channel chunk: the block's weights of the chunk
-// (reused by every tile of a task) plus one tile's input footprint; about
-// half of a 32-48 KiB L1 data cache.
-constexpr int kChunkBytes = 24 * 1024;
 
 struct BlockTask {
   const ConvGeometry* g;
@@ -54,6 +54,16 @@ struct BlockTask {
   int pixels_per_task;
 };
 
+using BlockTaskFn = void (*)(void*, size_t, size_t);
+
+// One compiled micro-kernel: `block` channels x `tile` pixels, with a task
+// body per BlockLoopOrder.
+struct BlockVariant {
+  int block;
+  int tile;
+  BlockTaskFn run[2];
+};
+
 }  // namespace
 }  // namespace cocopie
 #endif
@@ -66,10 +76,13 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 constexpr size_t kLanes = hn::MaxLanes(DF());
 // Two vectors of output channels per pixel where vectors are 16 wide, so that
-// each tap's broadcasts feed twice as many FMAs; 16 channels elsewhere.
-constexpr int kChannelBlock = kLanes >= 16 ? 32 : 16;
-constexpr size_t kVecs = kChannelBlock >= static_cast<int>(kLanes) ? kChannelBlock / kLanes : 1;
-// Accumulators: MR x kVecs vectors; keep a few registers for weights/inputs.
+// each tap's broadcasts feed twice as many FMAs; 16 channels elsewhere. Half
+// of it is compiled too: it multiplies fewer zeros when patterns are free.
+constexpr int kDefaultBlock = kLanes >= 16 ? 32 : 16;
+constexpr int kHalfBlock = kDefaultBlock / 2;
+constexpr size_t VecsOf(int block) {
+  return static_cast<size_t>(block) >= kLanes ? block / kLanes : 1;
+}
 #if HWY_ARCH_ARM_A64
 constexpr size_t kRegisters = 32;
 #elif HWY_TARGET <= HWY_AVX3
@@ -77,17 +90,27 @@ constexpr size_t kRegisters = 32;
 #else
 constexpr size_t kRegisters = 16;
 #endif
-constexpr size_t kMR =
-    kRegisters > kVecs + 2 ? std::min<size_t>(12, (kRegisters - kVecs - 2) / kVecs) : 1;
-
-int TilePixels() { return static_cast<int>(kMR); }
-int ChannelBlock() { return kChannelBlock; }
+// Accumulators: MR x vecs registers; keep a few for weights and inputs.
+constexpr size_t MaxTile(size_t vecs, size_t cap) {
+  return kRegisters > vecs + 2
+             ? std::max<size_t>(1, std::min<size_t>(cap, (kRegisters - vecs - 2) / vecs))
+             : 1;
+}
+// Default tile: 12 x 32 on AVX-512, 6 x 16 on AVX2 and NEON.
+constexpr size_t kTileDefault = MaxTile(VecsOf(kDefaultBlock), 12);
+constexpr size_t kTileLarge = MaxTile(VecsOf(kDefaultBlock), 16);
+constexpr size_t kTileTwoThirds = std::max<size_t>(1, kTileDefault * 2 / 3);
+constexpr size_t kTileHalf = std::max<size_t>(1, kTileDefault / 2);
+constexpr size_t kHalfBlockTile = MaxTile(VecsOf(kHalfBlock), 24);
+constexpr size_t kHalfBlockTileSmall = std::max<size_t>(1, kHalfBlockTile * 2 / 3);
 
 // One tile: pixels [p0, p0 + count) of the image, channel block `block`,
 // taps [tap_begin, tap_end). The first chunk starts from the bias, later ones
 // from the partial sums left in the output; the last applies the activation.
+template <size_t kMR, int kChannelBlock>
 HWY_INLINE void Tile(const BlockTask& t, int block, int p0, int count,
                      int tap_begin, int tap_end, bool first, bool last) {
+  constexpr size_t kVecs = VecsOf(kChannelBlock);
   const DF d;
   const ConvGeometry& g = *t.g;
   const BlockPackedWeights& w = *t.w;
@@ -103,17 +126,17 @@ HWY_INLINE void Tile(const BlockTask& t, int block, int p0, int count,
   decltype(hn::Zero(d)) acc[kMR][kVecs];
   const int co0 = block * kChannelBlock;
   const int valid = std::min(kChannelBlock, g.out_c - co0);
-  HWY_ALIGN float lanes[kChannelBlock > static_cast<int>(kLanes) ? kChannelBlock : kLanes] = {};
+  HWY_ALIGN float lanes[kVecs * kLanes] = {};
   if (first) {
     const float* bias = w.bias.data() + static_cast<size_t>(co0);
 #pragma GCC unroll 16
     for (size_t v = 0; v < kVecs; ++v) {
       const auto b = hn::LoadU(d, bias + v * kLanes);
-#pragma GCC unroll 16
+#pragma GCC unroll 32
       for (size_t m = 0; m < kMR; ++m) acc[m][v] = b;
     }
   } else {
-#pragma GCC unroll 16
+#pragma GCC unroll 32
     for (size_t m = 0; m < kMR; ++m) {
       // Tail pixels repeat the last valid one; their sums are never stored.
       const int pm = p0 + std::min<int>(static_cast<int>(m), count - 1);
@@ -133,7 +156,7 @@ HWY_INLINE void Tile(const BlockTask& t, int block, int p0, int count,
 #pragma GCC unroll 16
     for (size_t v = 0; v < kVecs; ++v) wv[v] = hn::LoadU(d, wt + v * kLanes);
     const float* in = t.input + t.tap_offsets[tap];
-#pragma GCC unroll 16
+#pragma GCC unroll 32
     for (size_t m = 0; m < kMR; ++m) {
       const auto x = hn::Set(d, in[base[m]]);
 #pragma GCC unroll 16
@@ -142,7 +165,7 @@ HWY_INLINE void Tile(const BlockTask& t, int block, int p0, int count,
   }
   const auto lo = hn::Set(d, last ? g.act_min : hwy::LowestValue<float>());
   const auto hi = hn::Set(d, last ? g.act_max : hwy::HighestValue<float>());
-#pragma GCC unroll 16
+#pragma GCC unroll 32
   for (int m = 0; m < static_cast<int>(kMR); ++m) {
     if (m >= count) break;
     float* out = t.output + static_cast<int64_t>(p0 + m) * g.out_c + co0;
@@ -155,22 +178,49 @@ HWY_INLINE void Tile(const BlockTask& t, int block, int p0, int count,
   }
 }
 
-void RunTask(void* context, size_t block, size_t chunk) {
+// Task (i, j) of the pool's 2-D range: (channel block, pixel group), or
+// (pixel group, channel block) when kPixelsOuter.
+template <size_t kMR, int kChannelBlock, bool kPixelsOuter>
+void RunTask(void* context, size_t i, size_t j) {
   const BlockTask& t = *static_cast<const BlockTask*>(context);
-  const int begin = static_cast<int>(chunk) * t.pixels_per_task;
+  const size_t block = kPixelsOuter ? j : i;
+  const size_t group = kPixelsOuter ? i : j;
+  const int begin = static_cast<int>(group) * t.pixels_per_task;
   const int end = std::min(t.pixels, begin + t.pixels_per_task);
   const int32_t* taps = t.chunk_taps + block * (t.chunks + 1);
   for (int k = 0; k < t.chunks; ++k) {
     if (taps[k] == taps[k + 1] && k != 0 && k != t.chunks - 1) continue;
     for (int p = begin; p < end; p += static_cast<int>(kMR)) {
-      Tile(t, static_cast<int>(block), p, std::min<int>(static_cast<int>(kMR), end - p),
-           taps[k], taps[k + 1], k == 0, k == t.chunks - 1);
+      Tile<kMR, kChannelBlock>(t, static_cast<int>(block), p,
+                               std::min<int>(static_cast<int>(kMR), end - p),
+                               taps[k], taps[k + 1], k == 0, k == t.chunks - 1);
     }
   }
 }
 
-using TaskFn = void (*)(void*, size_t, size_t);
-TaskFn GetBlockTaskFn() { return &RunTask; }
+template <size_t kMR, int kChannelBlock>
+constexpr BlockVariant Variant() {
+  return BlockVariant{kChannelBlock, static_cast<int>(kMR),
+                      {&RunTask<kMR, kChannelBlock, false>,
+                       &RunTask<kMR, kChannelBlock, true>}};
+}
+
+// The compiled variants, the default first; duplicates (where two tile sizes
+// coincide on a small register file) are skipped by the caller.
+const BlockVariant* GetBlockVariants(size_t* count) {
+  static constexpr BlockVariant kVariants[] = {
+      Variant<kTileDefault, kDefaultBlock>(),
+      Variant<kTileLarge, kDefaultBlock>(),
+      Variant<kTileTwoThirds, kDefaultBlock>(),
+      Variant<kTileHalf, kDefaultBlock>(),
+      Variant<kHalfBlockTile, kHalfBlock>(),
+      Variant<kHalfBlockTileSmall, kHalfBlock>(),
+  };
+  *count = sizeof(kVariants) / sizeof(kVariants[0]);
+  return kVariants;
+}
+
+int ChannelBlock() { return kDefaultBlock; }
 
 }  // namespace HWY_NAMESPACE
 }  // namespace cocopie
@@ -179,13 +229,24 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace cocopie {
 
-HWY_EXPORT(GetBlockTaskFn);
-HWY_EXPORT(TilePixels);
+HWY_EXPORT(GetBlockVariants);
 HWY_EXPORT(ChannelBlock);
 
 int PreferredChannelBlock() { return HWY_DYNAMIC_DISPATCH(ChannelBlock)(); }
 
 namespace {
+
+// The variant for `block` and `tile` (0: the block's default), or null.
+const BlockVariant* FindVariant(int block, int tile) {
+  size_t count = 0;
+  const BlockVariant* variants = HWY_DYNAMIC_DISPATCH(GetBlockVariants)(&count);
+  for (size_t i = 0; i < count; ++i) {
+    if (variants[i].block == block && (tile == 0 || variants[i].tile == tile)) {
+      return &variants[i];
+    }
+  }
+  return nullptr;
+}
 
 // Copies input rows into the interior of the bordered image; the border was
 // zeroed when the buffer was sized for this geometry and is never written.
@@ -218,13 +279,65 @@ bool SameGeometry(const ConvGeometry& a, const ConvGeometry& b) {
 
 }  // namespace
 
+std::vector<int> BlockKernelChannelBlocks() {
+  size_t count = 0;
+  const BlockVariant* variants = HWY_DYNAMIC_DISPATCH(GetBlockVariants)(&count);
+  std::vector<int> blocks;
+  for (size_t i = 0; i < count; ++i) {
+    if (std::find(blocks.begin(), blocks.end(), variants[i].block) == blocks.end()) {
+      blocks.push_back(variants[i].block);
+    }
+  }
+  return blocks;
+}
+
+std::vector<int> BlockKernelTilePixels(int block) {
+  size_t count = 0;
+  const BlockVariant* variants = HWY_DYNAMIC_DISPATCH(GetBlockVariants)(&count);
+  std::vector<int> tiles;
+  for (size_t i = 0; i < count; ++i) {
+    if (variants[i].block == block &&
+        std::find(tiles.begin(), tiles.end(), variants[i].tile) == tiles.end()) {
+      tiles.push_back(variants[i].tile);
+    }
+  }
+  return tiles;
+}
+
+std::string CheckBlockKernelParams(int block, const BlockKernelParams& params) {
+  if (FindVariant(block, 0) == nullptr) {
+    return "channel block " + std::to_string(block) + " is not compiled for " +
+           PatternConvSimdTarget();
+  }
+  if (FindVariant(block, params.tile_pixels) == nullptr) {
+    return "tile of " + std::to_string(params.tile_pixels) + " pixels x " +
+           std::to_string(block) + " channels is not compiled for " +
+           PatternConvSimdTarget();
+  }
+  if (params.tiles_per_task < 1 || params.tiles_per_task > kMaxTilesPerTask) {
+    return "tiles per task " + std::to_string(params.tiles_per_task) +
+           " out of range [1, " + std::to_string(kMaxTilesPerTask) + "]";
+  }
+  if (params.chunk_bytes != 0 &&
+      (params.chunk_bytes < kMinChunkBytes || params.chunk_bytes > kMaxChunkBytes)) {
+    return "chunk of " + std::to_string(params.chunk_bytes) + " bytes out of range";
+  }
+  if (params.loop_order != BlockLoopOrder::kBlocksOuter &&
+      params.loop_order != BlockLoopOrder::kPixelsOuter) {
+    return "unknown loop order";
+  }
+  return "";
+}
+
 bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
                       const float* input, float* output,
                       BlockConvScratch* scratch, pthreadpool_t pool,
                       bool release_workers) {
   assert(g.in_c == w.in_c && g.out_c == w.out_c);
-  // Weights packed for another target's block would be misread.
-  if (w.block != PreferredChannelBlock()) return false;
+  // Weights packed for a block this target lacks would be misread.
+  const BlockKernelParams& params = scratch->params;
+  if (!CheckBlockKernelParams(w.block, params).empty()) return false;
+  const BlockVariant& variant = *FindVariant(w.block, params.tile_pixels);
   const int padded_h = (g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
   const int padded_w = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
   // Without padding the input itself is read; otherwise a bordered copy.
@@ -233,7 +346,11 @@ bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
   const int row_w = copy ? padded_w : g.in_w;
   const int64_t row_stride = static_cast<int64_t>(row_w) * g.in_c;
 
-  if (!scratch->planned || !SameGeometry(scratch->planned_for, g)) {
+  if (!scratch->planned || !SameGeometry(scratch->planned_for, g) ||
+      scratch->planned_params != params ||
+      scratch->planned_weights != w.weights.data() ||
+      scratch->planned_block != w.block ||
+      scratch->planned_taps != w.tap_in_channel.size()) {
     scratch->tap_offsets.resize(w.tap_in_channel.size());
     for (size_t tap = 0; tap < w.tap_in_channel.size(); ++tap) {
       const int r = w.tap_cell[tap] / w.kernel_w, c = w.tap_cell[tap] % w.kernel_w;
@@ -243,15 +360,17 @@ bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
     }
     // Input-channel chunk: per input channel, a tile reads (MR - 1) * stride
     // + extent columns of kernel_h rows, and the block holds taps/in_c weight
-    // vectors of `block` floats; keep both within kChunkBytes.
-    const int tile = HWY_DYNAMIC_DISPATCH(TilePixels)();
-    const int columns = (tile - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
+    // vectors of `block` floats; keep both within params.chunk_bytes.
+    const int columns = (variant.tile - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
     const double taps_per_channel =
         static_cast<double>(w.tap_in_channel.size()) / (std::max(1, w.blocks) * g.in_c);
     const double bytes_per_channel =
         sizeof(float) * (columns * g.kernel_h + taps_per_channel * w.block);
-    int chunk_c = static_cast<int>(kChunkBytes / bytes_per_channel);
-    chunk_c = std::max(16, chunk_c / 16 * 16);
+    int chunk_c = g.in_c;
+    if (params.chunk_bytes != 0) {
+      chunk_c = static_cast<int>(params.chunk_bytes / bytes_per_channel);
+      chunk_c = std::max(16, chunk_c / 16 * 16);
+    }
     scratch->chunks = (g.in_c + chunk_c - 1) / chunk_c;
     scratch->chunk_taps.assign(static_cast<size_t>(w.blocks) * (scratch->chunks + 1), 0);
     for (int b = 0; b < w.blocks; ++b) {
@@ -267,13 +386,18 @@ bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
       scratch->padded_input.assign(static_cast<size_t>(padded_h) * row_stride, 0.0f);
     }
     scratch->planned_for = g;
+    scratch->planned_params = params;
+    scratch->planned_weights = w.weights.data();
+    scratch->planned_block = w.block;
+    scratch->planned_taps = w.tap_in_channel.size();
     scratch->planned = true;
   }
 
   const int pixels = g.out_h * g.out_w;
-  const int tile = HWY_DYNAMIC_DISPATCH(TilePixels)();
-  const int per_task = tile * kTilesPerTask;
-  const auto run = HWY_DYNAMIC_DISPATCH(GetBlockTaskFn)();
+  const int per_task = variant.tile * params.tiles_per_task;
+  const int groups = (pixels + per_task - 1) / per_task;
+  const bool pixels_outer = params.loop_order == BlockLoopOrder::kPixelsOuter;
+  const BlockTaskFn run = variant.run[pixels_outer ? 1 : 0];
   const size_t image_in = static_cast<size_t>(g.in_h) * g.in_w * g.in_c;
   const size_t image_out = static_cast<size_t>(pixels) * g.out_c;
   for (int n = 0; n < g.batch; ++n) {
@@ -294,8 +418,8 @@ bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
                    pixels,
                    per_task};
     const bool last_call = release_workers && n == g.batch - 1;
-    pthreadpool_parallelize_2d(pool, run, &task, w.blocks,
-                               (pixels + per_task - 1) / per_task,
+    pthreadpool_parallelize_2d(pool, run, &task, pixels_outer ? groups : w.blocks,
+                               pixels_outer ? w.blocks : groups,
                                last_call ? PTHREADPOOL_FLAG_YIELD_WORKERS : 0);
   }
   return true;

@@ -44,6 +44,9 @@ class PatternConvTester {
   // channel (the co-design pruning option): the block kernel then runs no
   // zero weight at all.
   PatternConvTester& BlockPatterns() { block_patterns_ = true; return *this; }
+  // Block-kernel variants to run besides the default: all of them (the
+  // default), or one picked at random (keeps long random sweeps short).
+  PatternConvTester& OneBlockVariant() { all_variants_ = false; return *this; }
   // 1x1 kernels: one single-cell "pattern", kernels kept or removed.
   PatternConvTester& Pointwise() { kernel_ = 1; return *this; }
 
@@ -128,9 +131,64 @@ class PatternConvTester {
         ASSERT_TRUE(PatternConvBlock(g, blocks, input.data(), output.data(), &block_scratch, pool));
         ExpectNear(expected, output, std::string("block ") + hwy::TargetName(target));
       }
+      TestBlockVariants(g, packed, input, expected, pool, &rng, &block_scratch,
+                        hwy::TargetName(target), all_variants_);
     }
     hwy::SetSupportedTargetsForTest(0);
     if (pool != nullptr) pthreadpool_destroy(pool);
+  }
+
+  // Every compiled (channel block, tile) variant of the block kernel, each
+  // with random run-time tunables; one scratch for all of them, so that a
+  // change of params must re-plan. With `all`, every variant runs on `pool`,
+  // the loop orders alternating; otherwise one random variant runs on the
+  // caller (long random sweeps: pool hand-offs would dominate their time).
+  static void TestBlockVariants(const ConvGeometry& g, const PackedPatternWeights& packed,
+                                const std::vector<float>& input,
+                                const std::vector<float>& expected, pthreadpool_t pool,
+                                std::mt19937* rng, BlockConvScratch* scratch,
+                                const std::string& target, bool all) {
+    const std::vector<int> blocks = BlockKernelChannelBlocks();
+    ASSERT_FALSE(blocks.empty());
+    ASSERT_EQ(blocks.front(), PreferredChannelBlock());
+    std::vector<float> output(expected.size());
+    const int chunk_choices[] = {0, kMinChunkBytes, 4096, 24 * 1024};
+    size_t count = 0;
+    for (int block : blocks) count += BlockKernelTilePixels(block).size();
+    const size_t only = all ? count : (*rng)() % count;  // `count`: all
+    size_t variant = 0;
+    for (int block : blocks) {
+      BlockPackedWeights w;  // packed when one of its variants runs
+      const std::vector<int> tiles = BlockKernelTilePixels(block);
+      ASSERT_FALSE(tiles.empty());
+      for (int tile : tiles) {
+        if (only != count && variant != only) {
+          ++variant;
+          continue;
+        }
+        if (w.block_begin.empty()) w = PackChannelBlocks(packed, block);
+        BlockKernelParams params;
+        params.tile_pixels = tile;
+        params.tiles_per_task = 1 + static_cast<int>((*rng)() % 7);
+        params.chunk_bytes = chunk_choices[(*rng)() % 4];
+        params.loop_order = (all ? variant % 2 : (*rng)() % 2) ? BlockLoopOrder::kPixelsOuter
+                                                               : BlockLoopOrder::kBlocksOuter;
+        ASSERT_EQ(CheckBlockKernelParams(block, params), "");
+        scratch->params = params;
+        std::fill(output.begin(), output.end(), NAN);
+        ++variant;
+        ASSERT_TRUE(PatternConvBlock(g, w, input.data(), output.data(), scratch,
+                                     all ? pool : nullptr));
+        ExpectNear(expected, output,
+                   "block " + target + " " + std::to_string(tile) + "x" +
+                       std::to_string(block) + " tiles/task " +
+                       std::to_string(params.tiles_per_task) + " chunk " +
+                       std::to_string(params.chunk_bytes) + " order " +
+                       std::to_string(static_cast<int>(params.loop_order)));
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+    scratch->params = BlockKernelParams();
   }
 
   // Direct convolution over all 9 cells: the definition, not a kernel.
@@ -175,6 +233,7 @@ class PatternConvTester {
   double removed_ = 0.0;
   int threads_ = 1;
   bool block_patterns_ = false;
+  bool all_variants_ = true;
   int kernel_ = 3;
 };
 
@@ -210,7 +269,9 @@ TEST(PatternConv, BlockSharedPatterns) {
   PatternConvTester().Input(9, 10).Channels(5, 64).BlockPatterns().Removed(0.3).Test();
 }
 TEST(PatternConv, BlockPackedForAnotherTargetIsRefused) {
-  const int other = PreferredChannelBlock() == 32 ? 16 : 32;
+  // No target compiles a 24-channel block (blocks are 8, 16 or 32).
+  const int other = 24;
+  for (int block : BlockKernelChannelBlocks()) ASSERT_NE(block, other);
   PackedPatternWeights exact;
   exact.out_c = exact.in_c = 1;
   exact.kernel_h = exact.kernel_w = 3;
@@ -226,6 +287,41 @@ TEST(PatternConv, BlockPackedForAnotherTargetIsRefused) {
   BlockConvScratch scratch;
   EXPECT_FALSE(PatternConvBlock(g, blocks, in.data(), out.data(), &scratch, nullptr));
   EXPECT_EQ(out[0], -1.0f);  // untouched
+}
+TEST(PatternConv, BlockParamsOutOfRangeAreRefused) {
+  const int block = PreferredChannelBlock();
+  BlockKernelParams params;
+  EXPECT_EQ(CheckBlockKernelParams(block, params), "");
+  params.tile_pixels = 1000;
+  EXPECT_NE(CheckBlockKernelParams(block, params), "");
+  params = BlockKernelParams();
+  params.tiles_per_task = 0;
+  EXPECT_NE(CheckBlockKernelParams(block, params), "");
+  params.tiles_per_task = kMaxTilesPerTask + 1;
+  EXPECT_NE(CheckBlockKernelParams(block, params), "");
+  params = BlockKernelParams();
+  params.chunk_bytes = kMinChunkBytes - 1;
+  EXPECT_NE(CheckBlockKernelParams(block, params), "");
+  params = BlockKernelParams();
+  params.loop_order = static_cast<BlockLoopOrder>(7);
+  EXPECT_NE(CheckBlockKernelParams(block, params), "");
+  // A refused plan computes nothing.
+  PackedPatternWeights exact;
+  exact.out_c = exact.in_c = 1;
+  exact.kernel_h = exact.kernel_w = 1;
+  exact.entries = 1;
+  exact.kernel_begin = {0, 0};
+  exact.bias = {0.0f};
+  const BlockPackedWeights w = PackChannelBlocks(exact, block);
+  ConvGeometry g;
+  g.in_h = g.in_w = 1; g.in_c = g.out_c = 1; g.kernel_h = g.kernel_w = 1;
+  std::string error;
+  ASSERT_TRUE(ComputeConvGeometry(Padding::kSame, &g, &error));
+  float in = 1.0f, out = -1.0f;
+  BlockConvScratch scratch;
+  scratch.params.tiles_per_task = 0;
+  EXPECT_FALSE(PatternConvBlock(g, w, &in, &out, &scratch, nullptr));
+  EXPECT_EQ(out, -1.0f);
 }
 TEST(PatternConv, BlockSharedPatternsStride2Valid) {
   PatternConvTester().Batch(2).Input(12, 11).Channels(7, 32).Stride(2).Valid()
@@ -273,6 +369,7 @@ TEST(PatternConv, RandomConfigurations) {
     if (pick(0, 1)) t.Valid();
     if (pick(0, 1)) t.BlockPatterns();
     if (pick(0, 5) == 0) t.Pointwise();
+    if (i % 4 != 0) t.OneBlockVariant();
     t.TestIfValid();
     if (HasFatalFailure()) {
       ADD_FAILURE() << "random configuration " << i;

@@ -76,7 +76,6 @@ struct TfLiteOpaqueDelegateBuilder;
 // Opaque to the delegate; only pointers to them are passed around.
 typedef struct TfLiteExternalContext TfLiteExternalContext;
 typedef struct TfLiteEvalTensor TfLiteEvalTensor;
-typedef struct TfLiteSparsity TfLiteSparsity;
 typedef struct TfLiteDelegateParams TfLiteDelegateParams;
 typedef struct TfLiteRegistrationExternal TfLiteRegistrationExternal;
 typedef struct TfLiteAsyncKernel TfLiteAsyncKernel;
@@ -88,6 +87,29 @@ typedef struct TfLiteIntArray {
   int size;
   int data[];
 } TfLiteIntArray;
+
+// Sparse constant tensors (the storage DENSIFY operators read): one
+// metadata record per traversal level, dense (a size) or compressed rows
+// (segments per parent position, indices of the kept children). The runtime
+// widens the file's uint8/uint16 index vectors to these int arrays.
+typedef enum TfLiteDimensionType {
+  kTfLiteDimDense = 0,
+  kTfLiteDimSparseCSR,
+} TfLiteDimensionType;
+
+typedef struct TfLiteDimensionMetadata {
+  TfLiteDimensionType format;
+  int dense_size;
+  TfLiteIntArray* array_segments;
+  TfLiteIntArray* array_indices;
+} TfLiteDimensionMetadata;
+
+typedef struct TfLiteSparsity {
+  TfLiteIntArray* traversal_order;
+  TfLiteIntArray* block_map;
+  TfLiteDimensionMetadata* dim_metadata;
+  int dim_metadata_size;
+} TfLiteSparsity;
 
 typedef enum TfLiteQuantizationType {
   kTfLiteNoQuantization = 0,
@@ -301,12 +323,40 @@ typedef struct TfLiteDepthwiseConvParams {
   int dilation_height_factor;
 } TfLiteDepthwiseConvParams;
 
+typedef struct TfLitePaddingValues {
+  int width;
+  int height;
+  int width_offset;
+  int height_offset;
+} TfLitePaddingValues;
+
+typedef struct TfLitePoolParams {
+  TfLitePadding padding;
+  int stride_width;
+  int stride_height;
+  int filter_width;
+  int filter_height;
+  TfLiteFusedActivation activation;
+  struct {
+    TfLitePaddingValues padding;
+  } computed;
+} TfLitePoolParams;
+
+// Only the first field is read; later TFLite versions append more.
+typedef struct TfLiteAddParams {
+  TfLiteFusedActivation activation;
+} TfLiteAddParams;
+
 // ---- builtin_ops.h subset -------------------------------------------------
 
 typedef enum TfLiteBuiltinOperator {
+  kTfLiteBuiltinAdd = 0,
   kTfLiteBuiltinConv2d = 3,
   kTfLiteBuiltinDepthwiseConv2d = 4,
+  kTfLiteBuiltinMaxPool2d = 17,
+  kTfLiteBuiltinPad = 34,
   kTfLiteBuiltinDelegate = 51,
+  kTfLiteBuiltinDensify = 124,
 } TfLiteBuiltinOperator;
 
 #ifdef __cplusplus

@@ -90,3 +90,13 @@ def test_normalize_activations_keeps_patterns_and_unit_scale():
     assert all(v == pytest.approx(1.0, rel=1e-3) for v in after.values())
     kept = [l.kernel.numpy() == 0 for l in model.layers if isinstance(l, keras.layers.Conv2D)]
     assert all(np.array_equal(a, b) for a, b in zip(zeros, kept))
+
+
+def test_body_models_have_no_classifier_head():
+    import keras
+
+    body = models.build_model("mobilenetv2_body")
+    assert not any(isinstance(layer, keras.layers.Dense) for layer in body.layers)
+    assert len(body.output.shape) == 4  # feature maps, not logits
+    with pytest.raises(ValueError, match="vgg16_body"):
+        models.build_model("vgg16_bodyy")

@@ -31,7 +31,7 @@ def test_convert_then_inspect(tmp_path):
     result = cocopie("inspect", str(tflite_path))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "LR version 1, 2 layer(s)" in lines[0]
+    assert "LR version 2, 2 layer(s)" in lines[0]
     assert "[4, 3, 3, 3]" in result.stdout and "[5, 3, 3, 4]" in result.stdout
 
 
@@ -86,3 +86,17 @@ def test_inspect_json_reports_sizes_and_patterns(tmp_path):
     # 32-channel groups share patterns: the block kernel adds no FMA.
     assert layer["tuning"]["block_padding"]["32"] == 1.0
     assert np.isclose(layer["weight_density"], 4 / 9 * 0.5)
+
+
+def test_convert_no_compact_stores_dense_filters(tmp_path):
+    model = conv_stack((8, 8, 16), [dict(filters=32, kernel_size=3, padding="same")])
+    pattern_prune(model, connectivity_rate=0.5)
+    keras_path = tmp_path / "m.keras"
+    model.save(keras_path)
+    sizes = {}
+    for flag in ([], ["--no-compact"]):
+        out = tmp_path / f"m{len(flag)}.tflite"
+        result = cocopie("convert", str(keras_path), "-o", str(out), *flag)
+        assert result.returncode == 0, result.stderr
+        sizes[bool(flag)] = out.stat().st_size
+    assert sizes[False] < 0.6 * sizes[True]

@@ -31,7 +31,7 @@ def plain_tflite(model):
 def test_pruned_model_gets_an_lr_and_same_outputs_on_stock_litert():
     model = small_model()
     pruning.prune_model(model, connectivity_rate=0.25)
-    data = convert_lib.convert(model)
+    data = convert_lib.convert(model, compact=False)
     layers = convert_lib.read_lr(data)
     assert [layer.op_index for layer in layers] == [0, 1]
     assert convert_lib.check_lr(data) == []
@@ -52,7 +52,7 @@ def test_patterns_are_read_from_weights_pruned_by_another_tool():
     mask = np.zeros_like(kernel, dtype=bool)
     mask[0, 0] = mask[0, 2] = mask[2, 0] = mask[2, 2] = True  # four corners
     conv.kernel.assign(kernel * mask)
-    data = convert_lib.convert(model)
+    data = convert_lib.convert(model, compact=False)
     (layer,) = convert_lib.read_lr(data)
     assert layer.op_index == 0
     np.testing.assert_array_equal(layer.kept_mask_ohwi(), np.transpose(mask, (3, 0, 1, 2)))
@@ -95,7 +95,7 @@ def test_check_lr_reports_weights_that_break_the_patterns():
     kept = ids != lr.REMOVED_KERNEL
     ids[kept] = (ids[kept] + 1) % len(layers[0].pattern_masks)
     problems = convert_lib.check_lr(convert_lib.write_lr(data, layers))
-    assert len(problems) == 1 and "operator 0" in problems[0]
+    assert len(problems) == 1 and f"operator {layers[0].op_index}" in problems[0]
 
 
 def test_bad_inputs_raise_clear_errors():
@@ -117,7 +117,7 @@ def test_connectivity_pruned_pointwise_convs_are_described():
     assert convert_lib.read_lr(convert_lib.convert(model)) == []
     kernel[0, 0, :, 2:] = 0.0  # now 13 of 20 removed
     pointwise.kernel.assign(kernel)
-    data = convert_lib.convert(model)
+    data = convert_lib.convert(model, compact=False)
     (layer,) = convert_lib.read_lr(data)
     assert layer.op_index == 2 and layer.kernel_size == (1, 1)
     np.testing.assert_array_equal(

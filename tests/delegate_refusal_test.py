@@ -15,11 +15,11 @@ CONVS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def pruned():
+@pytest.fixture(scope="module", params=[False, True], ids=["dense_filters", "compact"])
+def pruned(request):
     model = conv_stack((10, 10, 3), CONVS, seed=5)
     pattern_prune(model, connectivity_rate=0.2)
-    return model, converter.convert(model)
+    return model, converter.convert(model, compact=request.param)
 
 
 def both_outputs(data, x):
@@ -49,7 +49,7 @@ def test_lr_that_disagrees_with_the_weights_is_refused(pruned, capfd):
     assert claimed == 1  # only the honest layer
     np.testing.assert_allclose(ours, stock, rtol=1e-5, atol=1e-5)
     err = capfd.readouterr().err
-    assert "node 1 (CONV_2D) left to stock kernels" in err
+    assert f"node {layers[1].op_index} (CONV_2D) left to stock kernels" in err
     assert "non-zero but the LR prunes that cell" in err
 
 
@@ -66,9 +66,12 @@ def test_lr_naming_a_removed_kernel_that_has_weights_is_refused(pruned, capfd):
 def test_lr_pointing_at_wrong_operator_or_shape_is_refused(pruned, capfd):
     _, data = pruned
     layers = converter.read_lr(data)
+    first, second = layers[0].op_index, layers[1].op_index
     swapped = [
-        lr_lib.LRLayer(1, layers[0].filter_tensor, layers[0].pattern_masks, layers[0].kernel_pattern),
-        lr_lib.LRLayer(0, layers[1].filter_tensor, layers[1].pattern_masks, layers[1].kernel_pattern),
+        lr_lib.LRLayer(second, layers[0].filter_tensor, layers[0].pattern_masks,
+                       layers[0].kernel_pattern),
+        lr_lib.LRLayer(first, layers[1].filter_tensor, layers[1].pattern_masks,
+                       layers[1].kernel_pattern),
     ]
     stock, ours, claimed = both_outputs(converter.write_lr(data, swapped), random_input((1, 10, 10, 3)))
     assert claimed == 0
@@ -98,7 +101,8 @@ def test_corrupt_lr_is_ignored_with_a_message(pruned, corrupt, capfd):
 
 @pytest.mark.parametrize("runtime", ["litert", "tf"])
 @pytest.mark.parametrize("options, message", [
-    ({"colour": "blue"}, "unknown option 'colour'. Supported options: num_threads, kernel, verbose."),
+    ({"colour": "blue"}, "unknown option 'colour'. Supported options: num_threads, kernel, verbose, tuning, "
+     "tuning_cache."),
     ({"num_threads": "two"}, "Received: num_threads=two"),
     ({"num_threads": "-1"}, "Received: num_threads=-1"),
     ({"kernel": "fast"}, "expects 'auto', 'block', 'rows' or 'reference'. Received: kernel=fast"),

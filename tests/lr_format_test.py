@@ -47,8 +47,36 @@ def test_inconsistent_bytes_are_errors():
     with pytest.raises(lr.LRFormatError, match="version 7"):
         lr.decode(bad_version)
     bad_id = bytearray(data)
-    # First layer's ids start after 12-byte header, 24-byte layer header and
-    # 8 masks of 4 bytes.
-    bad_id[12 + 24 + 32] = 8
+    # First layer's ids start after 12-byte header, 28-byte layer header and
+    # 8 masks of 4 bytes (no tuning record).
+    bad_id[12 + 28 + 32] = 8
     with pytest.raises(lr.LRFormatError, match="pattern id"):
         lr.decode(bytes(bad_id))
+
+
+def test_grouped_rows_and_tuning_round_trip():
+    pool = patterns.default_pattern_pool()
+    rows = np.array([[0, lr.REMOVED_KERNEL, 5], [2, 2, lr.REMOVED_KERNEL]], np.uint8)
+    ids = np.repeat(rows, 32, axis=0)[:40]  # 40 channels: groups of 32 and 8
+    layer = lr.LRLayer(3, 8, pool, ids, tuning=b"\x01\x02")
+    data = lr.encode([layer])
+    assert lr.output_group(ids) == 32
+    # One row per group instead of one per channel.
+    assert len(data) == 12 + 28 + 4 * len(pool) + 2 + 2 * 3
+    (decoded,) = lr.decode(data)
+    np.testing.assert_array_equal(decoded.kernel_pattern, ids)
+    assert decoded.tuning == b"\x01\x02"
+
+
+def test_output_group_falls_back_to_single_channels():
+    ids = np.array([[0, 1], [1, 1], [1, 1]], np.uint8)
+    assert lr.output_group(ids) == 1
+    assert lr.output_group(np.zeros((5, 2), np.uint8)) == 4
+
+
+def test_bad_group_is_an_error():
+    pool = patterns.default_pattern_pool()
+    data = bytearray(lr.encode([lr.LRLayer(0, 1, pool, np.zeros((2, 1), np.uint8))]))
+    data[12 + 24:12 + 26] = (3).to_bytes(2, "little")  # group wider than 2 channels
+    with pytest.raises(lr.LRFormatError, match="group"):
+        lr.decode(bytes(data))

@@ -14,6 +14,11 @@ Example:
 import numpy as np
 
 MODEL_NAMES = ("vgg16", "resnet50", "mobilenetv2", "vgg16_cifar", "resnet20_cifar")
+"""The default set: whole networks, classifier heads included."""
+BODY_MODEL_NAMES = ("vgg16_body", "resnet50_body", "mobilenetv2_body")
+"""The 224×224 networks without their classifier heads (``include_top=False``):
+the convolutional bodies the CoCoPIE paper times; opt-in by name."""
+ALL_MODEL_NAMES = MODEL_NAMES + BODY_MODEL_NAMES
 VARIANTS = ("dense", "pattern", "pattern_conn")
 CONNECTIVITY_RATE = 0.72
 # Output channels sharing a pattern (and a removal) per input channel: the
@@ -74,11 +79,14 @@ def _resnet20_cifar():
 def _application(name):
     import keras
 
+    body = name.endswith("_body")
     constructor = {
         "vgg16": keras.applications.VGG16,
         "resnet50": keras.applications.ResNet50,
         "mobilenetv2": keras.applications.MobileNetV2,
-    }[name]
+    }[name[: -len("_body")] if body else name]
+    if body:
+        return constructor(weights=None, input_shape=(224, 224, 3), include_top=False)
     # Logits, not softmax: the output check compares values that move when a
     # runtime computes something else (softmax over 1000 classes hides that).
     return constructor(weights=None, input_shape=(224, 224, 3), classifier_activation=None)
@@ -88,7 +96,7 @@ def build_model(name, seed=0):
     """A freshly initialised Keras model by benchmark name.
 
     Args:
-        name: one of ``MODEL_NAMES``.
+        name: one of ``ALL_MODEL_NAMES``.
         seed: initialisation seed (same seed, same weights).
 
     Raises:
@@ -96,9 +104,9 @@ def build_model(name, seed=0):
     """
     import keras
 
-    if name not in MODEL_NAMES:
+    if name not in ALL_MODEL_NAMES:
         raise ValueError(
-            f"Expected a model name in {list(MODEL_NAMES)}. Received: model={name!r}"
+            f"Expected a model name in {list(ALL_MODEL_NAMES)}. Received: model={name!r}"
         )
     keras.utils.set_random_seed(seed)
     if name == "vgg16_cifar":

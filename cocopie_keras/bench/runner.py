@@ -56,6 +56,7 @@ class Case:
     tflite_path: str
     input_path: str
     macs: dict
+    compact_path: str = None  # the same model with compact filter storage
     reference: np.ndarray = None
     reference_error: str = None
     layer: str = None
@@ -94,14 +95,18 @@ def _make_case(keras_model, model_name, variant, directory, threads, seed, layer
 
     stem = f"{model_name}_{variant}" + (f"_{layer}" if layer else "")
     tflite_path = os.path.join(directory, stem + ".tflite")
+    compact_path = os.path.join(directory, stem + "_compact.tflite")
     with open(tflite_path, "wb") as f:
+        f.write(converter.convert(keras_model, compact=False))
+    with open(compact_path, "wb") as f:
         f.write(converter.convert(keras_model))
     shape = (1,) + tuple(keras_model.input_shape[1:])
     x = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
     input_path = os.path.join(directory, stem + "_input.npy")
     np.save(input_path, x)
     case = Case(model=model_name, variant=variant, tflite_path=tflite_path,
-                input_path=input_path, macs=models_lib.count_macs(keras_model), layer=layer)
+                input_path=input_path, macs=models_lib.count_macs(keras_model), layer=layer,
+                compact_path=compact_path)
     if layer is not None:
         conv = keras_model.layers[-1]
         case.layer_info = {
@@ -134,6 +139,12 @@ def _convert_to_onnx_once(case, classes):
             pass
 
 
+def _model_path(adapter_cls, case):
+    if getattr(adapter_cls, "reads_compact", False) and case.compact_path:
+        return case.compact_path
+    return case.tflite_path
+
+
 def _run_worker(adapter_cls, case, threads, warmup, repeat, max_run_s, timeout_s):
     """Measures in a child process; a crash or hang becomes a ``failed`` result."""
     directory = os.path.dirname(case.tflite_path)
@@ -141,7 +152,8 @@ def _run_worker(adapter_cls, case, threads, warmup, repeat, max_run_s, timeout_s
     spec_path = os.path.join(directory, tag + ".spec.json")
     result_path = os.path.join(directory, tag + ".result.json")
     output_path = os.path.join(directory, tag + ".out.npy")
-    spec = {"adapter": runtimes_lib.adapter_spec(adapter_cls), "model_path": case.tflite_path,
+    spec = {"adapter": runtimes_lib.adapter_spec(adapter_cls),
+            "model_path": _model_path(adapter_cls, case),
             "input_path": case.input_path, "output_path": output_path, "threads": threads,
             "warmup": warmup, "repeat": repeat, "max_run_s": max_run_s, "work_dir": directory}
     with open(spec_path, "w") as f:
@@ -240,7 +252,7 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
     """Measures every runtime on every (model, variant) and returns the results.
 
     Args:
-        models: benchmark model names (``models.MODEL_NAMES``, or keys of
+        models: benchmark model names (``models.ALL_MODEL_NAMES``, or keys of
             ``builders``).
         variants: from ``models.VARIANTS``.
         runtimes: ``--runtimes`` names or ``runtimes.Runtime`` subclasses.
@@ -270,7 +282,7 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
     """
     builders = dict(builders or {})
     rate = models_lib.CONNECTIVITY_RATE if connectivity_rate is None else connectivity_rate
-    _check_names(models, tuple(models_lib.MODEL_NAMES) + tuple(builders), "models")
+    _check_names(models, tuple(models_lib.ALL_MODEL_NAMES) + tuple(builders), "models")
     _check_names(layer_models, tuple(models), "layer_models")
     _check_names(variants, models_lib.VARIANTS, "variants")
     classes = _resolve_runtimes(runtimes)
@@ -328,7 +340,7 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
                             result = _run_worker(adapter_cls, case, threads, warmup, repeat,
                                                  max_run_s, worker_timeout_s)
                         else:
-                            result = worker.measure(adapter_cls, case.tflite_path,
+                            result = worker.measure(adapter_cls, _model_path(adapter_cls, case),
                                                     np.load(case.input_path), threads, warmup,
                                                     repeat, max_run_s, directory)
                         row = _row(case, adapter_cls, result, threads, limits)

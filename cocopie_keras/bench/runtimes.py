@@ -41,6 +41,11 @@ class Runtime:
     uses_onnx = False
     """True when ``prepare`` starts from ``onnx_from_tflite`` (the runner then
     converts once, in its own process, where TensorFlow is already loaded)."""
+    reads_compact = False
+    """True when the engine is given the compact file (pruned filters stored
+    sparse behind DENSIFY, what ``cocopie convert`` writes); the others get
+    the same weights with the filters stored dense, which every converter
+    (tf2onnx, MNNConvert, TVM) reads."""
 
     def check_available(self):
         """Raises ``RuntimeMissing`` with the reason when the engine cannot load."""
@@ -123,6 +128,7 @@ class LiteRTCocopie(_LiteRT):
     """LiteRT with the cocopie delegate (XNNPACK takes the nodes it leaves)."""
 
     name, label = "cocopie", "LiteRT+cocopie"
+    reads_compact = True
 
     def check_available(self):
         super().check_available()

@@ -24,8 +24,8 @@ def add_arguments(parser):
 
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke subset (≤ 2 min): {QUICK['models']}, {QUICK['variants']}")
-    parser.add_argument("--models", help=f"comma list from {','.join(models.MODEL_NAMES)} "
-                        f"(default: all; --quick: {QUICK['models']})")
+    parser.add_argument("--models", help=f"comma list from {','.join(models.ALL_MODEL_NAMES)} "
+                        f"(default: {','.join(models.MODEL_NAMES)}; --quick: {QUICK['models']})")
     parser.add_argument("--variants", help=f"comma list from {','.join(models.VARIANTS)}")
     parser.add_argument("--runtimes", default=",".join(runtimes.RUNTIMES),
                         help="comma list (default: all)")

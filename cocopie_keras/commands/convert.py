@@ -7,6 +7,9 @@ HELP = "convert a .keras model to .tflite with the LR"
 def add_arguments(parser):
     parser.add_argument("model", help="path of a .keras file")
     parser.add_argument("-o", "--output", required=True, help=".tflite path to write")
+    parser.add_argument("--no-compact", action="store_true",
+                        help="store pruned filters dense (default: sparse behind DENSIFY, "
+                             "which stock LiteRT also runs)")
 
 
 def run(args):
@@ -15,7 +18,7 @@ def run(args):
     from cocopie_keras import converter
 
     model = keras.saving.load_model(args.model, compile=False)
-    data = converter.convert(model)
+    data = converter.convert(model, compact=not args.no_compact)
     with open(args.output, "wb") as f:
         f.write(data)
     layers = converter.read_lr(data) or []

@@ -28,14 +28,27 @@ def run(args):
     if not has_lr:
         print(f"{args.model}: no cocopie LR (the delegate will leave it to stock kernels)")
         return 0
-    print(f"{args.model}: LR version 1, {len(layers)} layer(s)")
+    from cocopie_keras.converter import lr
+
+    print(f"{args.model}: LR version {lr.VERSION}, {len(layers)} layer(s)")
     print(f"{'op':>4} {'kind':<22} {'shape (OHWI)':<20} {'patterns':>8} {'kernels':>8} "
-          f"{'dense B':>10} {'CSR B':>10} {'FKW B':>10}")
+          f"{'dense B':>10} {'CSR B':>10} {'FKW B':>10}  tuning (cocopie tune-kernels)")
     for layer in layers:
         used = sum(1 for p in layer["patterns"] if p["kernels"])
         print(f"{layer['op_index']:>4} {layer['kind']:<22} {str(layer['shape_ohwi']):<20} "
               f"{used:>8} {layer['kernel_density']:>8.3f} {layer['dense_bytes']:>10} "
-              f"{layer['csr_bytes']:>10} {layer['fkw_bytes']:>10}")
+              f"{layer['csr_bytes']:>10} {layer['fkw_bytes']:>10}  {_tuning_text(layer)}")
     for problem in problems:
         print("inconsistent:", problem)
     return 1 if problems else 0
+
+
+def _tuning_text(layer):
+    """The stored kernel tuning per SIMD target, or why it is unusable."""
+    from cocopie_keras.converter import tuning
+
+    facts = layer["tuning"]
+    if "stored_error" in facts:
+        return f"ignored ({facts['stored_error']})"
+    entries = [tuning.TuningEntry(**entry).describe() for entry in facts["stored"]]
+    return "; ".join(entries) if entries else "-"

@@ -20,13 +20,17 @@ def add_arguments(parser):
     parser.add_argument("--num-patterns", type=int, default=8)
     parser.add_argument("--pattern-pool", choices=("model", "fixed"), default="model")
     parser.add_argument("--skip-first-conv", action="store_true")
+    parser.add_argument("--group-size", type=int, default=1,
+                        help="output channels sharing a pattern (32: what the delegate's "
+                             "block kernel runs without waste; costs accuracy, see "
+                             "bench/README.md)")
     parser.add_argument("--skip-layers", default="", help="comma-separated layer names")
     parser.add_argument("--admm-epochs", type=int, default=6)
     parser.add_argument("--finetune-epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--rho", type=float, default=0.1, help="initial ADMM rho")
-    parser.add_argument("--rho-growth", type=float, default=1.3, help="rho multiplier per update")
+    parser.add_argument("--rho-growth", type=float, default=1.2, help="rho multiplier per update")
     parser.add_argument("--update-every", type=int, default=1, help="epochs between Z/U updates")
     parser.add_argument("--log-dir", help="TensorBoard directory for ADMM summaries")
     parser.add_argument("--plot", help="PNG of the pattern histogram and per-layer density")
@@ -92,7 +96,8 @@ def run(args):
     config = sparsity.PatternPruningConfig(  # bad values fail here, before any training
         connectivity_rate=args.connectivity_rate, num_patterns=args.num_patterns,
         pattern_pool=args.pattern_pool, skip_first_conv=args.skip_first_conv,
-        skip_layers=[n for n in args.skip_layers.split(",") if n])
+        skip_layers=[n for n in args.skip_layers.split(",") if n],
+        group_size=args.group_size)
     config.resolve(model)
     (x_train, y_train), (x_test, y_test) = load_data(args.data, image_size)
     last = model.layers[-1]

@@ -33,6 +33,7 @@ class LayerPlan:
         pool: bool ``(P, kh, kw)`` pattern pool (for Dense: one block).
         connectivity_rate: fraction of kernels (blocks) removed.
         block_size: Dense only, ``(bh, bw)``.
+        group_size: conv only, output channels sharing a pattern (1: none).
     """
 
     layer: object
@@ -40,6 +41,7 @@ class LayerPlan:
     pool: np.ndarray
     connectivity_rate: float
     block_size: tuple = None
+    group_size: int = 1
 
 
 def _check_rate(name, rate):
@@ -91,8 +93,12 @@ class PatternPruningConfig:
     def __init__(self, connectivity_rate=0.0, entries=4, num_patterns=8,
                  pattern_pool="model", skip_first_conv=False, skip_layers=(),
                  skip_types=(), layer_rates=None, dense_block_size=None,
-                 dense_entries=None, dense_connectivity_rate=0.0):
+                 dense_entries=None, dense_connectivity_rate=0.0, group_size=1):
         _check_rate("connectivity_rate", connectivity_rate)
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+            raise ValueError(
+                f"Expected group_size to be a positive int. Received: group_size={group_size!r}"
+            )
         _check_rate("dense_connectivity_rate", dense_connectivity_rate)
         if isinstance(entries, bool) or not isinstance(entries, int) or entries < 1:
             raise ValueError(f"Expected entries to be a positive int. Received: entries={entries!r}")
@@ -135,6 +141,7 @@ class PatternPruningConfig:
         self.dense_block_size = dense_block_size
         self.dense_entries = dense_entries
         self.dense_connectivity_rate = float(dense_connectivity_rate)
+        self.group_size = group_size
 
     def get_config(self):
         pool = self.pattern_pool
@@ -150,6 +157,7 @@ class PatternPruningConfig:
             "dense_block_size": None if self.dense_block_size is None else list(self.dense_block_size),
             "dense_entries": self.dense_entries,
             "dense_connectivity_rate": self.dense_connectivity_rate,
+            "group_size": self.group_size,
         }
 
     @classmethod
@@ -216,7 +224,8 @@ class PatternPruningConfig:
             rate = self.layer_rates.get(layer.name, default)
             if kernel_shape[2] == 1 and layer.name not in self.layer_rates:
                 rate = 0.0  # one input channel: removing kernels removes filters
-            plans.append(LayerPlan(layer, "conv", pools[kernel_shape[:2]], rate))
+            plans.append(LayerPlan(layer, "conv", pools[kernel_shape[:2]], rate,
+                                   group_size=self.group_size))
         return plans
 
     def _is_candidate(self, layer, kind):

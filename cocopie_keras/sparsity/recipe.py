@@ -43,7 +43,8 @@ def _check_epochs(**epochs):
 
 def admm_prune(model, train, compile_fn, config=None, admm_epochs=6, finetune_epochs=4,
                batch_size=64, validation_data=None, rho=None, update_every=1,
-               update_unit="epoch", log_dir=None, callbacks=(), verbose=1):
+               update_unit="epoch", log_dir=None, callbacks=(), verbose=1,
+               finetune_compile_fn=None, admm_callbacks=()):
     """Pattern + connectivity pruning with ADMM, then masked fine-tuning.
 
     Args:
@@ -51,12 +52,15 @@ def admm_prune(model, train, compile_fn, config=None, admm_epochs=6, finetune_ep
         train: ``(x, y)`` arrays or a ``tf.data.Dataset`` of batches.
         compile_fn: ``compile_fn(model)`` compiles a model (called once per
             phase, so each phase starts with a fresh optimizer).
+        finetune_compile_fn: compiles the model for the fine-tune phase
+            (default ``compile_fn``), e.g. with a decaying learning rate.
         config: ``PatternPruningConfig``.
         admm_epochs, finetune_epochs: epochs per phase.
         batch_size: used when ``train`` is arrays.
         validation_data: passed to ``fit``.
         rho, update_every, update_unit, log_dir: see ``ADMMCallback``.
         callbacks: extra Keras callbacks for both phases.
+        admm_callbacks: extra Keras callbacks for the ADMM phase only.
         verbose: Keras ``fit`` verbosity.
 
     Returns:
@@ -70,10 +74,10 @@ def admm_prune(model, train, compile_fn, config=None, admm_epochs=6, finetune_ep
     if admm_epochs:
         compile_fn(wrapped)
         histories["admm"] = _fit(wrapped, train, batch_size, admm_epochs, validation_data,
-                                 [admm_callback, *callbacks], verbose)
+                                 [admm_callback, *admm_callbacks, *callbacks], verbose)
     admm.hard_prune(wrapped)
     if finetune_epochs:
-        compile_fn(wrapped)
+        (finetune_compile_fn or compile_fn)(wrapped)
         histories["finetune"] = _fit(wrapped, train, batch_size, finetune_epochs,
                                      validation_data,
                                      [admm.MaskedFineTuneCallback(), *callbacks], verbose)
@@ -87,7 +91,8 @@ def oneshot_prune(model, train, compile_fn, config=None, finetune_epochs=10, bat
     """The same projection without ADMM: hard prune at once, then fine-tune."""
     return admm_prune(model, train, compile_fn, config, admm_epochs=0,
                       finetune_epochs=finetune_epochs, batch_size=batch_size,
-                      validation_data=validation_data, callbacks=callbacks, verbose=verbose)
+                      validation_data=validation_data, callbacks=callbacks, verbose=verbose,
+                      finetune_compile_fn=compile_fn)
 
 
 def _fit(model, train, batch_size, epochs, validation_data, callbacks, verbose):

@@ -149,6 +149,32 @@ def test_admm_reduces_the_residual_monotonically_on_a_toy_problem():
     assert [schedule(k) for k in range(4)] == pytest.approx([0.5, 0.75, 1.0, 1.0])
 
 
+def test_admm_update_keeps_the_dual_when_rho_changes():
+    # U is the scaled dual (lambda = rho * U): raising rho must shrink U so that
+    # rho * U is what the plain dual ascent step gives.
+    model = keras.Sequential([keras.Input((5, 5, 2)),
+                              keras.layers.Conv2D(3, 3, use_bias=False, name="conv")])
+    wrapped = sparsity.prune_wrap(model, sparsity.PatternPruningConfig(connectivity_rate=0.5))
+    wrapper = sparsity.pruning_wrappers(wrapped)[0]
+    rng = np.random.default_rng(0)
+    wrapper.admm_update(0.2)  # Z = P(W), U = 0
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(wrapper.admm_u), 0.0)
+    for old_rho, new_rho in ((0.2, 0.5), (0.5, 0.5), (0.5, 2.0)):
+        moved = rng.normal(size=wrapper.kernel.shape).astype("float32")
+        wrapper.kernel.assign(moved)
+        u_before = keras.ops.convert_to_numpy(wrapper.admm_u).astype(np.float64)
+        target = moved + u_before
+        wrapper.admm_update(new_rho)
+        z = keras.ops.convert_to_numpy(wrapper.admm_z)
+        np.testing.assert_allclose(z, target * wrapper.project(target).mask, atol=1e-6)
+        dual_step = old_rho * (target - z)  # lambda + rho_old * (W - Z)
+        np.testing.assert_allclose(new_rho * keras.ops.convert_to_numpy(wrapper.admm_u),
+                                   dual_step, atol=1e-5)
+        assert float(keras.ops.convert_to_numpy(wrapper.admm_rho)) == pytest.approx(new_rho)
+    with pytest.raises(ValueError, match="rho > 0"):
+        wrapper.admm_update(0.0)
+
+
 def _state(model):
     return {w.layer.name: {name: keras.ops.convert_to_numpy(getattr(w, name)).copy()
                            for name in ("admm_z", "admm_u", "pattern_mask", "pattern_ids",
@@ -318,3 +344,32 @@ def test_tensorboard_summaries_and_plot(tmp_path):
     assert removed == 8 + 32  # half of the kernels of stem (16) and branch (64)
     path = summaries.plot_pattern_summary(sparsity.pattern_info(wrapped), tmp_path / "p.png")
     assert os.path.getsize(path) > 1000
+
+
+def test_group_size_makes_channel_groups_share_patterns(tmp_path):
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((8, 8, 6))
+    x = keras.layers.Conv2D(12, 3, padding="same", name="wide")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    model = keras.Model(inputs, x)
+    config = sparsity.PatternPruningConfig(connectivity_rate=0.5, group_size=4,
+                                           pattern_pool="fixed")
+    assert sparsity.PatternPruningConfig.from_config(config.get_config()) == config
+    wrapped = sparsity.prune_wrap(model, config)
+    sparsity.hard_prune(wrapped)
+    wide = keras.ops.convert_to_numpy(wrapped.get_layer("pattern_prune_wide").kernel)
+    kept = wide != 0  # (3, 3, in, out)
+    for start in range(0, 12, 4):
+        group = kept[..., start:start + 4]
+        assert np.array_equal(group, np.repeat(group[..., :1], 4, axis=-1))
+    dw = keras.ops.convert_to_numpy(wrapped.get_layer("pattern_prune_dw").kernel)
+    dw_kept = dw[..., 0] != 0  # (3, 3, channels)
+    for start in range(0, 12, 4):
+        group = dw_kept[..., start:start + 4]
+        assert np.array_equal(group, np.repeat(group[..., :1], 4, axis=-1))
+    path = tmp_path / "grouped.keras"
+    wrapped.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_layer("pattern_prune_wide").group_size == 4
+    with pytest.raises(ValueError, match="group_size"):
+        sparsity.PatternPruningConfig(group_size=0)

@@ -18,6 +18,7 @@ Example:
 import keras
 import numpy as np
 
+from cocopie_keras import codesign
 from cocopie_keras import patterns as patterns_lib
 
 UNSET = -2
@@ -48,6 +49,9 @@ class PatternPruneWrapper(keras.layers.Wrapper):
         pattern_pool: bool ``(P, kh, kw)`` (for Dense: the block's patterns).
         connectivity_rate: fraction of kernels (Dense: blocks) removed.
         block_size: Dense only, ``(bh, bw)``.
+        group_size: Conv2D / DepthwiseConv2D only: consecutive output
+            channels that share one pattern per input channel and are removed
+            together (``cocopie_keras.codesign``; 1 = every kernel its own).
         **kwargs: base layer arguments (``name``...).
 
     Example:
@@ -56,7 +60,8 @@ class PatternPruneWrapper(keras.layers.Wrapper):
     >>> model = prune_wrap(model, config)   # wraps every planned layer
     """
 
-    def __init__(self, layer, pattern_pool, connectivity_rate=0.0, block_size=None, **kwargs):
+    def __init__(self, layer, pattern_pool, connectivity_rate=0.0, block_size=None,
+                 group_size=1, **kwargs):
         kwargs.setdefault("name", f"pattern_prune_{layer.name}")
         super().__init__(layer, **kwargs)
         if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
@@ -75,6 +80,11 @@ class PatternPruneWrapper(keras.layers.Wrapper):
             )
         self.connectivity_rate = float(connectivity_rate)
         self.block_size = None if block_size is None else tuple(int(v) for v in block_size)
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+            raise ValueError(
+                f"Expected group_size to be a positive int. Received: group_size={group_size!r}"
+            )
+        self.group_size = group_size
         self._pruning_callback = None  # the callback of the fit in progress, if any
 
     def build(self, input_shape=None):
@@ -141,6 +151,7 @@ class PatternPruneWrapper(keras.layers.Wrapper):
             "pattern_pool": self.pattern_pool.astype(int).tolist(),
             "connectivity_rate": self.connectivity_rate,
             "block_size": None if self.block_size is None else list(self.block_size),
+            "group_size": self.group_size,
         })
         return config
 
@@ -160,18 +171,27 @@ class PatternPruneWrapper(keras.layers.Wrapper):
         if self.is_dense:
             return patterns_lib.project_dense(weights, self.pattern_pool, self.block_size,
                                               self.connectivity_rate)
+        if self.group_size > 1:
+            grouped = (codesign.project_depthwise_grouped
+                       if isinstance(self.layer, keras.layers.DepthwiseConv2D)
+                       else codesign.project_kernel_grouped)
+            return grouped(weights, self.pattern_pool, self.connectivity_rate,
+                           group_size=self.group_size)
         return patterns_lib.project_kernel(weights, self.pattern_pool, self.connectivity_rate)
 
     def admm_update(self, rho):
-        """One ADMM step: ``Z ← Π(W + U)``, ``U ← U + W − Z``; sets ρ.
+        """One ADMM step: ``Z ← Π(W + U)``, ``U ← (U + W − Z)·ρ_old/ρ``; sets ρ.
 
-        On the first call (no update yet) ``Z ← Π(W)`` and ``U ← 0``.
+        ``U`` is the scaled dual (``λ = ρU``), so it is rescaled when ρ
+        changes. On the first call (no update yet) ``Z ← Π(W)`` and ``U ← 0``.
 
         Returns:
             dict with ``residual`` ‖W − Z‖, ``relative_residual`` ‖W − Z‖/‖W‖,
             ``pattern_change`` (fraction of kernels whose pattern id changed;
             removed counts as a pattern) and ``sparsity`` of ``Z``.
         """
+        if not rho > 0:
+            raise ValueError(f"Expected rho > 0. Received: rho={rho!r}")
         weights = keras.ops.convert_to_numpy(self.kernel).astype(np.float64)
         first = int(keras.ops.convert_to_numpy(self.admm_updates)) == 0
         dual = 0.0 if first else keras.ops.convert_to_numpy(self.admm_u).astype(np.float64)
@@ -179,6 +199,12 @@ class PatternPruneWrapper(keras.layers.Wrapper):
         projection = self.project(target)
         z = target * projection.mask
         u = np.zeros_like(z) if first else target - z  # U + W − Z; U starts at 0
+        if not first:
+            # U is the dual scaled by 1/ρ (λ = ρU): when ρ changes, rescale U
+            # so λ is kept. Without this, every ρ increase inflates the dual
+            # by the growth factor and the projection of W + U flips patterns.
+            previous_rho = float(keras.ops.convert_to_numpy(self.admm_rho))
+            u *= previous_rho / float(rho)
         previous = keras.ops.convert_to_numpy(self.pattern_ids)
         changed = 1.0 if first else float(np.mean(previous != projection.pattern_ids))
         self.admm_z.assign(z.astype(self.admm_z.dtype))

@@ -74,7 +74,7 @@ def prune_wrap(model, config=None):
             return _copy_layer(layer)
         return PatternPruneWrapper(_copy_layer(layer), pattern_pool=plan.pool,
                                    connectivity_rate=plan.connectivity_rate,
-                                   block_size=plan.block_size)
+                                   block_size=plan.block_size, group_size=plan.group_size)
 
     wrapped = keras.models.clone_model(model, clone_function=clone, recursive=True)
     originals = _all_layers(model)

@@ -1,0 +1,168 @@
+"""File size of pattern-pruned models: our compact storage vs TFLite's own sparsity.
+
+For each benchmark model, pruned the co-design way (``pattern_conn``: 4-of-9
+patterns shared by 32 output channels per input channel, 72 % of the kernels
+removed, 1×1 convs connectivity-pruned at the same rate), three .tflite files
+are written from the same weights:
+
+* ``dense``: ``cocopie convert`` without compact storage (zeros stored);
+* ``tflite_sparsity``: the stock converter with
+  ``tf.lite.Optimize.EXPERIMENTAL_SPARSITY`` (CSR + DENSIFY), no LR;
+* ``cocopie``: ``cocopie convert`` (compact filters + DENSIFY + the LR).
+
+Reported per model: whole-file bytes, and the bytes of the pruned convolution
+filters alone (values + index arrays of their tensors; for ``cocopie`` plus
+the LR metadata), which is where the two encodings differ; and whether stock
+LiteRT gives identical outputs for ``dense`` and ``cocopie``.
+
+Run: ``.venv/bin/python bench/storage_study.py`` (a few minutes; VGG-16 is
+553 MB dense). Writes ``bench/results/storage.json`` and ``storage.md``.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+
+def sparse_tensor_bytes(model, tensor):
+    """Values plus index arrays of a tensor as stored in the flatbuffer."""
+    total = len(model.buffers[tensor.buffer].data) if model.buffers[tensor.buffer].data is not None else 0
+    if tensor.sparsity is not None:
+        for meta in tensor.sparsity.dimMetadata or []:
+            for vector in (meta.arraySegments, meta.arrayIndices):
+                if vector is not None and vector.values is not None:
+                    total += np.asarray(vector.values).nbytes
+    return total
+
+
+def conv_filters(tflite_bytes):
+    """Per CONV_2D operator, in order: ``(op_index, stored bytes of its filter)``.
+
+    A filter behind a DENSIFY counts as the sparse constant it expands.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(tflite_bytes))
+    subgraph = model.subgraphs[0]
+    producers = {int(op.outputs[0]): op for op in subgraph.operators if len(op.outputs) == 1}
+    convs = []
+    for index, op in enumerate(subgraph.operators):
+        code = flatbuffer_utils.get_builtin_code_from_operator_code(
+            model.operatorCodes[op.opcodeIndex])
+        if code != schema.BuiltinOperator.CONV_2D:
+            continue
+        tensor = int(op.inputs[1])
+        if subgraph.tensors[tensor].buffer == 0 and tensor in producers:
+            tensor = int(producers[tensor].inputs[0])
+        convs.append((index, sparse_tensor_bytes(model, subgraph.tensors[tensor])))
+    return convs
+
+
+def pattern_filter_bytes(tflite_bytes, ordinals):
+    """Stored bytes of the filters of the CONV_2D operators at ``ordinals``."""
+    convs = conv_filters(tflite_bytes)
+    return sum(convs[k][1] for k in ordinals)
+
+
+def lr_conv_ordinals(tflite_bytes):
+    """Positions, among the file's CONV_2D operators, of those in the LR."""
+    from cocopie_keras.converter import conversion
+
+    described = {layer.op_index for layer in conversion.read_lr(tflite_bytes) or []}
+    return [k for k, (index, _) in enumerate(conv_filters(tflite_bytes)) if index in described]
+
+
+def outputs_identical(first, second, shape):
+    from cocopie_keras import benchmark
+    from cocopie_keras import delegate
+
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    a = benchmark.run(delegate.make_interpreter(first, use_delegate=False, input_shape=shape), x)
+    b = benchmark.run(delegate.make_interpreter(second, use_delegate=False, input_shape=shape), x)
+    return bool(np.array_equal(a, b))
+
+
+def study(name):
+    import tensorflow as tf
+
+    from cocopie_keras.bench import models
+    from cocopie_keras.converter import conversion
+
+    start = time.perf_counter()
+    model = models.build_model(name)
+    models.apply_variant(model, "pattern_conn")
+    dense = conversion.convert(model, compact=False)
+    ours = conversion.convert(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    with contextlib.redirect_stdout(io.StringIO()):
+        tflite_sparse = converter.convert()
+    ordinals = lr_conv_ordinals(ours)
+    lr_bytes = len(conversion.read_lr_bytes(ours))
+    row = {
+        "model": name,
+        "pattern_layers": len(ordinals),
+        "file_bytes": {"dense": len(dense), "tflite_sparsity": len(tflite_sparse),
+                       "cocopie": len(ours)},
+        "filter_bytes": {"dense": pattern_filter_bytes(dense, ordinals),
+                         "tflite_sparsity": pattern_filter_bytes(tflite_sparse, ordinals),
+                         "cocopie": pattern_filter_bytes(ours, ordinals) + lr_bytes},
+        "lr_bytes": lr_bytes,
+        "stock_outputs_identical": outputs_identical(
+            dense, ours, (1,) + tuple(model.input_shape[1:])),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    row["filter_ratio_vs_tflite_sparsity"] = round(
+        row["filter_bytes"]["cocopie"] / row["filter_bytes"]["tflite_sparsity"], 3)
+    row["file_ratio_vs_tflite_sparsity"] = round(len(ours) / len(tflite_sparse), 3)
+    return row
+
+
+def markdown(rows):
+    lines = ["| model | pattern layers | dense file | TFLite sparsity file | cocopie file | "
+             "pruned filters: TFLite sparsity | cocopie (+LR) | ratio | stock outputs identical |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    mb = lambda b: f"{b / 1e6:.2f} MB"  # noqa: E731
+    for r in rows:
+        f, w = r["file_bytes"], r["filter_bytes"]
+        lines.append(
+            f"| {r['model']} | {r['pattern_layers']} | {mb(f['dense'])} | {mb(f['tflite_sparsity'])} | "
+            f"{mb(f['cocopie'])} | {mb(w['tflite_sparsity'])} | {mb(w['cocopie'])} | "
+            f"{r['filter_ratio_vs_tflite_sparsity']:.3f} | {r['stock_outputs_identical']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    from cocopie_keras.bench import models
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(models.MODEL_NAMES))
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args(argv)
+    rows = []
+    for name in args.models.split(","):
+        rows.append(study(name))
+        print(json.dumps(rows[-1]), flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "storage.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    with open(os.path.join(args.out, "storage.md"), "w") as f:
+        f.write(markdown(rows))
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""cocopie tune-kernels: time the delegate's kernels per layer, store the best in the LR.
+
+Loads the model with the cocopie delegate in tuning mode (every delegated
+layer's candidates are timed on this CPU, with the given threads), reads what
+each layer chose, and writes it into the LR as that layer's tuning record,
+under this CPU's SIMD target. A device with the same target then uses the
+stored choice without timing anything (delegate option ``tuning=cache``, the
+default); entries for other targets already in the file are kept.
+
+Example::
+
+    cocopie tune-kernels model.tflite -o model.tuned.tflite --threads 4
+"""
+
+NAME = "tune-kernels"
+HELP = "time the delegate's kernels per layer and store the fastest in the LR"
+
+# Sources whose choice is worth storing: timed now, or carried over.
+_STORABLE = ("timed", "cache", "lr")
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="path of a .tflite file with a cocopie LR")
+    parser.add_argument("-o", "--output",
+                        help="where to write the tuned file (default: rewrite MODEL)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads to tune for, as the device will run (default 1)")
+    parser.add_argument("--cache", metavar="PATH",
+                        help="tuning cache file to read and extend (default: none)")
+    parser.add_argument("--retune", action="store_true",
+                        help="time every layer again, ignoring tunings in the LR or cache")
+    parser.add_argument("--input-shape", metavar="N,H,W,C",
+                        help="input shape when the model's is not fixed, e.g. 1,224,224,3")
+    parser.add_argument("--json", action="store_true",
+                        help="print the per-layer choices as JSON instead of a table")
+
+
+def _parse_shape(text):
+    try:
+        shape = [int(v) for v in text.split(",")]
+    except ValueError:
+        shape = []
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(
+            f"Expected --input-shape as four positive integers N,H,W,C. Received: {text!r}")
+    return shape
+
+
+def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None):
+    """Tunes a .tflite file's delegated layers on this CPU.
+
+    Args:
+        data: .tflite bytes with a cocopie LR.
+        threads: delegate threads to tune for (>= 1).
+        cache: optional tuning cache file (read, and extended with new timings).
+        retune: time every layer even if the LR or the cache has a choice.
+        input_shape: input 0's shape when the model's is not fixed.
+
+    Returns:
+        ``(tuned_bytes, rows)``: the file with tuning records in its LR, and one
+        dict per LR layer (``op_index``, ``source``, ``tuning`` entry dict or
+        None when the delegate did not run the layer, ``default_us``,
+        ``tuned_us``).
+
+    Raises:
+        ValueError: if the file has no LR, ``threads`` < 1, or the input shape
+            is not fixed and none is given.
+
+    Example:
+
+        >>> tuned, rows = tune_kernels(data, threads=2)  # doctest: +SKIP
+    """
+    import numpy as np
+
+    from cocopie_keras import converter, delegate
+    from cocopie_keras.converter import tuning
+
+    if threads < 1:
+        raise ValueError(f"Expected threads >= 1. Received: threads={threads}")
+    layers = converter.read_lr(data)
+    if not layers:
+        raise ValueError("Expected a .tflite file with a cocopie LR (convert it with "
+                         "`cocopie convert`). Received: a file without one")
+    options = {"tuning": "retune" if retune else "on"}
+    if cache:
+        options["tuning_cache"] = cache
+    probe = delegate.make_interpreter(data, use_delegate=False, num_threads=threads,
+                                      input_shape=input_shape)
+    shape = list(probe.get_input_details()[0]["shape"])
+    if min(shape) < 1:
+        raise ValueError(f"Expected a fixed input shape; the model's is {shape}. "
+                         "Pass input_shape (--input-shape N,H,W,C).")
+    interpreter = delegate.make_interpreter(data, num_threads=threads,
+                                            input_shape=input_shape, **options)
+    detail = interpreter.get_input_details()[0]
+    x = np.random.default_rng(0).random(detail["shape"], dtype=np.float32)
+    interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
+    interpreter.invoke()  # the tuned kernels must also run
+    by_node = {report["node"]: report for report in delegate.kernel_tunings(interpreter)}
+
+    rows = []
+    for layer in layers:
+        report = by_node.get(layer.op_index)
+        row = {"op_index": layer.op_index, "source": "not delegated", "tuning": None,
+               "default_us": None, "tuned_us": None}
+        if report is not None:
+            row["source"] = report["source"]
+            row["default_us"] = report.get("default_us")
+            row["tuned_us"] = report.get("tuned_us")
+            if report["source"] in _STORABLE:
+                entry = tuning.entry_from_report(report)
+                layer.tuning = tuning.merge(layer.tuning, entry)
+                row["tuning"] = entry.as_dict()
+        rows.append(row)
+    return converter.write_lr(data, layers), rows
+
+
+def run(args):
+    import json
+
+    from cocopie_keras.converter import tuning
+
+    shape = _parse_shape(args.input_shape) if args.input_shape else None
+    with open(args.model, "rb") as f:
+        data = f.read()
+    tuned, rows = tune_kernels(data, threads=args.threads, cache=args.cache,
+                               retune=args.retune, input_shape=shape)
+    output = args.output or args.model
+    with open(output, "wb") as f:
+        f.write(tuned)
+    if args.json:
+        print(json.dumps({"file": output, "threads": args.threads, "layers": rows}, indent=2))
+        return 0
+    print(f"{'op':>4} {'source':<14} {'built-in us':>12} {'tuned us':>10} {'speedup':>8}  tuning")
+    for row in rows:
+        before, after = row["default_us"], row["tuned_us"]
+        if before and after:
+            times = f"{before:>12.1f} {after:>10.1f} {before / after:>8.2f}"
+        else:
+            times = f"{'':>12} {'':>10} {'':>8}"
+        text = tuning.TuningEntry(**row["tuning"]).describe() if row["tuning"] else "-"
+        print(f"{row['op_index']:>4} {row['source']:<14} {times}  {text}")
+    stored = sum(1 for row in rows if row["tuning"])
+    print(f"wrote {output}: tuning stored for {stored} of {len(rows)} LR layer(s), "
+          f"{args.threads} thread(s)")
+    return 0

@@ -1,0 +1,193 @@
+#include "delegate/dwconv_node.h"
+
+#include <cfloat>
+#include <sstream>
+#include <vector>
+
+#include "delegate/conv_node.h"
+#include "delegate/sparse_weights.h"
+
+namespace cocopie {
+namespace {
+
+bool IsConstant(const TfLiteTensor* t) {
+  return t->allocation_type == kTfLiteMmapRo ||
+         t->allocation_type == kTfLitePersistentRo;
+}
+
+bool SameDims(const TfLiteIntArray* a, const TfLiteIntArray* b) {
+  if (a == nullptr || b == nullptr || a->size != b->size) return false;
+  for (int i = 0; i < a->size; ++i) {
+    if (a->data[i] != b->data[i]) return false;
+  }
+  return true;
+}
+
+std::string DimsString(const TfLiteIntArray* dims) {
+  std::ostringstream s;
+  s << "[";
+  for (int i = 0; dims != nullptr && i < dims->size; ++i) {
+    s << (i ? ", " : "") << dims->data[i];
+  }
+  s << "]";
+  return s.str();
+}
+
+// The first weight of the (1, kh, kw, C) filter that the layer's patterns
+// prune but that is not zero, as a message; empty when there is none.
+std::string FindDepthwiseViolation(const LrLayer& layer, const float* filter) {
+  const int cells = layer.kernel_h * layer.kernel_w;
+  const int channels = layer.out_channels;
+  for (int c = 0; c < channels; ++c) {
+    const uint8_t id = layer.PatternOf(c, 0);
+    const uint32_t kept = id == kRemovedKernel ? 0u : layer.pattern_masks[id];
+    for (int cell = 0; cell < cells; ++cell) {
+      if (kept & (1u << cell)) continue;
+      const float v = filter[static_cast<size_t>(cell) * channels + c];
+      if (v == 0.0f) continue;
+      std::ostringstream s;
+      s << "weight [row " << cell / layer.kernel_w << ", col " << cell % layer.kernel_w
+        << ", channel " << c << "] = " << v << " is non-zero but the LR "
+        << (id == kRemovedKernel ? "removes that kernel"
+                                 : "prunes that cell (pattern " + std::to_string(id) + ")");
+      return s.str();
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string CheckDepthwiseNode(TfLiteContext* context, const TfLiteNode* node,
+                               const LrLayer& layer, const TfLiteTensor* sparse_filter) {
+  if (node->inputs == nullptr || node->inputs->size < 2 ||
+      node->inputs->size > 3 || node->outputs == nullptr ||
+      node->outputs->size != 1) {
+    return "unexpected number of inputs/outputs";
+  }
+  const auto* params = static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
+  if (params == nullptr) return "missing DEPTHWISE_CONV_2D parameters";
+  float lo, hi;
+  if (!ActivationRange(params->activation, &lo, &hi)) {
+    return "fused activation " + std::to_string(params->activation) +
+           " is not supported";
+  }
+  if (params->padding != kTfLitePaddingSame &&
+      params->padding != kTfLitePaddingValid) {
+    return "unknown padding";
+  }
+  if (params->stride_width < 1 || params->stride_height < 1) return "invalid stride";
+  if (params->dilation_width_factor != 1 || params->dilation_height_factor != 1) {
+    return "dilated depthwise convolutions are not delegated";
+  }
+  // The schema's default is 0; TFLite derives the multiplier from the shapes
+  // (checked below), so anything else is a file we do not understand.
+  if (params->depth_multiplier != 0 && params->depth_multiplier != 1) {
+    return "depth multiplier " + std::to_string(params->depth_multiplier) +
+           " is not delegated";
+  }
+  const TfLiteTensor* input = ContextTensor(context, node->inputs->data[0]);
+  const TfLiteTensor* filter = ContextTensor(context, node->inputs->data[1]);
+  const TfLiteTensor* output = ContextTensor(context, node->outputs->data[0]);
+  if (input == nullptr || filter == nullptr || output == nullptr) {
+    return "tensor index out of range";
+  }
+  if (input->type != kTfLiteFloat32 || filter->type != kTfLiteFloat32 ||
+      output->type != kTfLiteFloat32) {
+    return "only float32 convolutions are delegated";
+  }
+  if (node->inputs->data[1] != static_cast<int>(layer.filter_tensor)) {
+    return "filter is tensor " + std::to_string(node->inputs->data[1]) +
+           " but the LR names tensor " + std::to_string(layer.filter_tensor);
+  }
+  if (layer.in_channels != 1) {
+    return "the LR gives each kernel " + std::to_string(layer.in_channels) +
+           " input channels; a depthwise kernel has 1";
+  }
+  std::vector<float> expanded;
+  const float* filter_values = filter->data.f;
+  if (sparse_filter != nullptr) {
+    std::string error;
+    if (!IsConstant(sparse_filter) || !SameDims(sparse_filter->dims, filter->dims) ||
+        !DensifyFloatTensor(*sparse_filter, &expanded, &error)) {
+      return error.empty() ? "DENSIFY source is not a constant of the filter's shape"
+                           : error;
+    }
+    filter_values = expanded.data();
+  } else if (!IsConstant(filter) || filter->data.raw == nullptr) {
+    return "filter is not a constant tensor";
+  } else if (filter->sparsity != nullptr) {
+    return "filter is sparse without a DENSIFY";
+  }
+  const TfLiteIntArray* fd = filter->dims;
+  if (fd == nullptr || fd->size != 4 || fd->data[0] != 1 ||
+      fd->data[1] != layer.kernel_h || fd->data[2] != layer.kernel_w ||
+      fd->data[3] != layer.out_channels) {
+    return "filter shape " + DimsString(fd) + " differs from the LR's [1, " +
+           std::to_string(layer.kernel_h) + ", " + std::to_string(layer.kernel_w) +
+           ", " + std::to_string(layer.out_channels) + "]";
+  }
+  if (sparse_filter == nullptr &&
+      filter->bytes != sizeof(float) * static_cast<size_t>(layer.out_channels) *
+                           layer.kernel_h * layer.kernel_w) {
+    return "filter byte size does not match its shape";
+  }
+  if (input->dims == nullptr || input->dims->size != 4 ||
+      input->dims->data[3] != layer.out_channels) {
+    return "input shape " + DimsString(input->dims) + " does not have the filter's " +
+           std::to_string(layer.out_channels) +
+           " channels (depth multipliers other than 1 are not delegated)";
+  }
+  if (node->inputs->size == 3 && node->inputs->data[2] >= 0) {
+    const TfLiteTensor* bias = ContextTensor(context, node->inputs->data[2]);
+    if (bias == nullptr || bias->type != kTfLiteFloat32 || !IsConstant(bias) ||
+        bias->data.raw == nullptr || bias->dims == nullptr ||
+        bias->dims->size != 1 || bias->dims->data[0] != layer.out_channels) {
+      return "bias is not a constant float32 vector of the output channels";
+    }
+  }
+  return FindDepthwiseViolation(layer, filter_values);
+}
+
+DepthwiseStep MakeDepthwiseStep(TfLiteContext* context, int node_index,
+                                const TfLiteNode* node, const LrLayer& layer,
+                                const TfLiteTensor* sparse_filter) {
+  const auto* params = static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
+  DepthwiseStep step;
+  step.node_index = node_index;
+  step.input_tensor = node->inputs->data[0];
+  step.output_tensor = node->outputs->data[0];
+  step.padding = params->padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
+  ConvGeometry& g = step.geometry;
+  g.in_c = g.out_c = layer.out_channels;
+  g.kernel_h = layer.kernel_h;
+  g.kernel_w = layer.kernel_w;
+  g.stride_h = params->stride_height;
+  g.stride_w = params->stride_width;
+  ActivationRange(params->activation, &g.act_min, &g.act_max);
+  const float* bias = nullptr;
+  if (node->inputs->size == 3 && node->inputs->data[2] >= 0) {
+    bias = ContextTensor(context, node->inputs->data[2])->data.f;
+  }
+  std::vector<float> expanded;
+  const float* filter = ContextTensor(context, node->inputs->data[1])->data.f;
+  if (sparse_filter != nullptr) {
+    std::string error;  // CheckDepthwiseNode already expanded this tensor once
+    DensifyFloatTensor(*sparse_filter, &expanded, &error);
+    filter = expanded.data();
+  }
+  step.weights = PackDepthwiseWeights(layer, filter, bias);
+  return step;
+}
+
+void RunDepthwiseStep(DepthwiseStep* step, const float* input, float* output,
+                      pthreadpool_t pool, bool reference, bool release_workers) {
+  if (reference) {
+    DepthwiseConvReference(step->geometry, step->weights, input, output);
+  } else {
+    DepthwiseConvSimd(step->geometry, step->weights, input, output, &step->scratch,
+                      pool, release_workers);
+  }
+}
+
+}  // namespace cocopie

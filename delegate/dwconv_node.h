@@ -1,0 +1,53 @@
+// Deciding whether a DEPTHWISE_CONV_2D node may run on the delegate, and
+// turning it into a DepthwiseStep the partition kernel executes.
+//
+// The LR describes such a node as a layer with out_channels = C (the
+// filter's last dimension) and in_channels = 1, one pattern id per channel.
+#ifndef COCOPIE_DELEGATE_DWCONV_NODE_H_
+#define COCOPIE_DELEGATE_DWCONV_NODE_H_
+
+#include <string>
+
+#include "delegate/lr_format.h"
+#include "delegate/pattern_dwconv.h"
+#include "delegate/tflite_abi.h"
+
+namespace cocopie {
+
+// Empty when `node` is a float32 DEPTHWISE_CONV_2D with depth multiplier 1
+// and dilation 1 that `layer` describes, whose constant (1, kh, kw, C) filter
+// obeys the layer's patterns exactly (every pruned weight is zero) and whose
+// bias, if any, is a constant vector of C values; otherwise the reason it
+// must stay with the stock kernels. `sparse_filter` is the sparse constant a
+// DENSIFY node expands into the filter, or null for a constant filter.
+std::string CheckDepthwiseNode(TfLiteContext* context, const TfLiteNode* node,
+                               const LrLayer& layer,
+                               const TfLiteTensor* sparse_filter = nullptr);
+
+// One claimed depthwise convolution: weights packed at delegation time,
+// geometry refreshed whenever the runtime re-prepares.
+struct DepthwiseStep {
+  int node_index = -1;
+  int input_tensor = -1;
+  int output_tensor = -1;
+  Padding padding = Padding::kSame;
+  ConvGeometry geometry;  // spatial sizes filled in at prepare time
+  PackedDepthwiseWeights weights;
+  DepthwiseConvScratch scratch;
+};
+
+// Builds the step for a node that passed CheckDepthwiseNode (with the same
+// `sparse_filter`).
+DepthwiseStep MakeDepthwiseStep(TfLiteContext* context, int node_index,
+                                const TfLiteNode* node, const LrLayer& layer,
+                                const TfLiteTensor* sparse_filter = nullptr);
+
+// Runs `step` on its current geometry: the scalar reference when
+// `reference`, else the SIMD kernel on `pool` (`release_workers` as for
+// PatternConvSimd).
+void RunDepthwiseStep(DepthwiseStep* step, const float* input, float* output,
+                      pthreadpool_t pool, bool reference, bool release_workers);
+
+}  // namespace cocopie
+
+#endif  // COCOPIE_DELEGATE_DWCONV_NODE_H_

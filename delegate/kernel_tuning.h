@@ -1,0 +1,158 @@
+// Per-layer kernel auto-tuning: which SIMD kernel runs a claimed convolution,
+// and with which block-kernel tunables (pattern_conv.h, BlockKernelParams).
+//
+// Where a layer's choice comes from, by priority (delegate option `tuning`):
+//   1. the LR: a tuning record stored with the layer (`cocopie tune-kernels`
+//      writes it) holding an entry for this CPU's SIMD target; no timing;
+//   2. the tuning cache: choices timed earlier on this CPU, keyed by the
+//      layer's signature (LayerSignature), the SIMD target, a CPU id and the
+//      thread count; in memory, and in the file `tuning_cache` names;
+//   3. with tuning=on: timing every candidate on the layer's real geometry,
+//      on the delegate's thread pool (best of a few runs), then storing the
+//      fastest in the cache;
+//   4. otherwise the built-in choice (ChooseKernel).
+// tuning=off skips all of it; kernel=rows|reference forces a kernel and is
+// never tuned, kernel=block tunes among block variants only.
+//
+// Tuning record (the LR's opaque per-layer `tuning` bytes), little-endian:
+//   u8  version            1
+//   u8  num_entries        1..kMaxTuningEntries, one per SIMD target
+//   entry (24 bytes):
+//     char target[16]      Highway target name ("AVX3", "AVX2", "NEON", ...),
+//                          NUL-padded, printable ASCII, unique in the record
+//     u8   kernel          0 = rows, 1 = block
+//     u8   channel_block   block: 8 | 16 | 32; rows: 0
+//     u8   tile_pixels     block: 1..32; rows: 0
+//     u8   tiles_per_task  block: 1..kMaxTilesPerTask; rows: 0
+//     u16  chunk_kib       block: input-channel chunk in KiB, 0 = one chunk;
+//                          rows: 0
+//     u8   loop_order      block: 0 = blocks outer, 1 = pixels outer; rows: 0
+//     u8   threads         threads it was tuned with (0 = unknown); advisory
+// A record that breaks any of these rules is ignored as a whole (one message
+// on stderr), as is an entry this CPU cannot run (e.g. a tile size its
+// target does not compile): the layer then falls back to the next source.
+// Python's codec is cocopie_keras.converter.tuning.
+#ifndef COCOPIE_DELEGATE_KERNEL_TUNING_H_
+#define COCOPIE_DELEGATE_KERNEL_TUNING_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "delegate/pattern_conv.h"
+
+namespace cocopie {
+
+class DelegateState;
+struct ConvStep;
+
+enum class KernelKind : uint8_t { kRows = 0, kBlock = 1 };
+
+// One layer's kernel choice.
+struct KernelTuning {
+  KernelKind kernel = KernelKind::kBlock;
+  int channel_block = 0;     // block kernel: packing width (0: preferred)
+  BlockKernelParams block;   // block kernel: run-time tunables
+
+  bool operator==(const KernelTuning& o) const {
+    return kernel == o.kernel &&
+           (kernel == KernelKind::kRows ||
+            (channel_block == o.channel_block && block == o.block));
+  }
+};
+
+inline constexpr int kTuningRecordVersion = 1;
+inline constexpr int kMaxTuningEntries = 16;
+inline constexpr size_t kTuningTargetBytes = 16;
+inline constexpr size_t kTuningEntryBytes = kTuningTargetBytes + 8;
+
+struct TuningRecordEntry {
+  std::string target;  // Highway target name
+  KernelTuning tuning;
+  int threads = 0;
+};
+
+// Serializes `entries` (see the layout above). Entries must be valid.
+std::vector<uint8_t> EncodeTuningRecord(const std::vector<TuningRecordEntry>& entries);
+
+// The encoded record as lowercase hex (cache files, the C API's report).
+std::string TuningRecordHex(const std::vector<TuningRecordEntry>& entries);
+
+// Parses a record, checking every rule above; false with *error otherwise.
+bool DecodeTuningRecord(const uint8_t* data, size_t size,
+                        std::vector<TuningRecordEntry>* entries, std::string* error);
+
+// Shape, strides, dilation, padding and a hash of the kept-tap structure
+// (which kernels are kept, with which pattern): everything but the weight
+// values that decides a kernel's speed. Batch is left out (images run one
+// after another).
+std::string LayerSignature(const ConvGeometry& g, const PackedPatternWeights& w);
+
+// This CPU, for cache keys: the SIMD target and the CPU's model name.
+std::string CpuIdentity();
+
+// Tuned choices by key (signature | CPU | threads), optionally backed by a
+// text file: one line per choice, "<key>\t<record hex>", the value a
+// one-entry tuning record. Unreadable lines are skipped; the file is rewritten
+// whole (through a temporary file and rename) after every new entry.
+class TuningCache {
+ public:
+  explicit TuningCache(std::string path) : path_(std::move(path)) {}
+
+  const std::string& path() const { return path_; }
+  // Loads the file on first use. Messages for problems go to *warnings.
+  bool Lookup(const std::string& key, KernelTuning* tuning,
+              std::vector<std::string>* warnings);
+  void Store(const std::string& key, const KernelTuning& tuning, int threads,
+             std::vector<std::string>* warnings);
+
+ private:
+  void Load(std::vector<std::string>* warnings);
+
+  std::string path_;
+  bool loaded_ = false;
+  std::map<std::string, std::string> lines_;  // key -> record hex
+};
+
+// Where a node's kernel choice came from, and what it is.
+struct NodeTuning {
+  int node_index = -1;
+  // "lr" | "cache" | "timed" | "default" | "off" | "forced"
+  std::string source;
+  std::string signature;
+  int threads = 1;
+  KernelTuning tuning;   // what runs (rows or block + params)
+  double default_us = 0;  // timed runs only: built-in choice, best run
+  double tuned_us = 0;    // timed runs only: chosen candidate, best run
+  int candidates = 0;     // timed runs only
+};
+
+// One timed candidate.
+struct TunedCandidate {
+  KernelTuning tuning;
+  double microseconds = 0;
+};
+
+// Times the candidates for `step`'s current geometry (one image) on `pool`
+// and returns the fastest; `block_only` leaves the rows kernel out. A
+// candidate must beat the best so far by a small margin to replace it, so
+// that noise does not move the choice away from the default.
+KernelTuning TimeKernelCandidates(const ConvStep& step, pthreadpool_t pool,
+                                  bool block_only, std::vector<TunedCandidate>* timings);
+
+// Makes `step` run `tuning`: repacks the weights when the channel block
+// changes, sets the block kernel's params. False (step unchanged) when this
+// CPU cannot run it; *error says why.
+bool ApplyKernelTuning(const KernelTuning& tuning, ConvStep* step, std::string* error);
+
+// The partition kernel calls this for every step once its geometry is known
+// (every Prepare; a step whose layer signature did not change is left as it
+// is). Resolves the choice as described at the top and records it in the
+// delegate's state for CocopieDelegateKernelTunings.
+void TuneConvStep(DelegateState* state, ConvStep* step, pthreadpool_t pool);
+
+}  // namespace cocopie
+
+#endif  // COCOPIE_DELEGATE_KERNEL_TUNING_H_
