@@ -54,6 +54,9 @@ def test_tiny_tune_in_process_and_resume(trained, tmp_path):
             # Before fine-tuning + 1 epoch, or nothing more when already at the threshold.
             reached = row["accuracy_curve"][0] >= summary["threshold"]
             assert len(row["accuracy_curve"]) == (1 if reached else 2)
+            # One measured duration per fine-tuning epoch, inside the trial's time.
+            assert len(row["epoch_seconds"]) == len(row["accuracy_curve"]) - 1
+            assert row["setup_seconds"] + sum(row["epoch_seconds"]) <= row["seconds"]
     with open(tmp_path / "summary.json") as f:
         assert json.load(f)["threshold"] == pytest.approx(summary["threshold"])
     first_run = list(ran)

@@ -39,6 +39,7 @@ def test_smallest_first_stops_at_first_success(tmp_path):
     assert ran == [(0.7, 0.7), (0.5, 0.7), (0.5, 0.5)]
     assert result["best"]["config"] == [0.5, 0.5] and result["explored"] == 3
     assert result["trial_seconds"] == 3.0
+    assert result["resumed"] == 0 and result["resumed_seconds"] == 0.0
 
 
 def test_resume_after_killed_trial_does_not_repeat_finished_ones(tmp_path):
@@ -69,6 +70,9 @@ def test_resume_after_killed_trial_does_not_repeat_finished_ones(tmp_path):
     assert calls[:2] == [(0.7, 0.7), (0.5, 0.7)]
     assert resumed == [(0.5, 0.5), (0.3, 0.5)]   # the killed trial reran, finished ones did not
     assert result["best"]["config"] == [0.3, 0.5] and result["explored"] == 4
+    # The two stored trials are reported, with their recorded time, since a wall
+    # clock started at the resume does not include them.
+    assert result["resumed"] == 2 and result["resumed_seconds"] == 2.0
     # A different init is a different trial: nothing is shared with "block" results.
     store = explore.ResultStore(path)
     assert store.get({"init": "default", "config": [0.7, 0.7]}) is None

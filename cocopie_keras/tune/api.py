@@ -120,6 +120,7 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
                "composites": found.composites, "pretrain_seconds": pretrain_seconds,
                "workers": workers}
     try:
+        runner.warm_up(workers)
         for init in inits:
             payloads = [{"init": init, "config": list(c), "teacher_path": teacher_path,
                          "data_path": data_path, "blocks_path": blocks_path,

@@ -109,12 +109,21 @@ class LocalExecutor:
     def cancel(self, handle):
         self._pending.pop(handle, None)
 
+    def warm_up(self, workers):
+        del workers  # trials run in this process, where Keras is already imported
+
     def close(self):
         self._pending.clear()
 
 
 def _ray_call(fn, payload):
     return fn(payload)
+
+
+def _import_keras(_):
+    import keras  # noqa: F401
+
+    return os.getpid()
 
 
 class RayExecutor:
@@ -153,17 +162,37 @@ class RayExecutor:
     def cancel(self, handle):
         self._ray.cancel(handle, force=True)
 
+    def warm_up(self, workers):
+        """Starts ``workers`` worker processes and imports Keras in each.
+
+        Otherwise the first trials of the first exploration pay the start-up
+        (seconds per worker) and explorations run later do not, which skews
+        timings that compare them.
+        """
+        handles = [self._task.remote(_import_keras, index) for index in range(workers)]
+        self._ray.get(handles)
+
     def close(self):
         if self._started:
             self._ray.shutdown()
 
 
-def _StopAt(target):
+def _StopAt(target, epoch_seconds):
+    """Ends fitting once val_accuracy reaches ``target`` (None: never).
+
+    Also appends each epoch's duration (training and validation) to
+    ``epoch_seconds``, so the cost of stopping at an earlier target can be read
+    from the same trial.
+    """
     import keras
 
     class StopAt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._started = time.time()
+
         def on_epoch_end(self, epoch, logs=None):
-            if (logs or {}).get("val_accuracy", 0.0) >= target:
+            epoch_seconds.append(time.time() - self._started)
+            if target is not None and (logs or {}).get("val_accuracy", 0.0) >= target:
                 self.model.stop_training = True
 
     return StopAt()
@@ -201,6 +230,8 @@ def run_trial(payload):
     initial = float(model.evaluate(x_val, y_val, verbose=0,
                                    batch_size=payload.get("batch_size", 64))[1])
     curve = [initial]
+    epoch_seconds = []
+    setup_seconds = time.time() - started
     target = payload.get("stop_at")
     # Fine-tuning stops once the network reaches the target: the objective only
     # asks whether it can, and a better start (pre-trained blocks) gets there sooner.
@@ -208,11 +239,12 @@ def run_trial(payload):
         history = model.fit(x_train, y_train, epochs=payload["epochs"],
                             batch_size=payload.get("batch_size", 64),
                             validation_data=(x_val, y_val), verbose=0,
-                            callbacks=[_StopAt(target)] if target is not None else [])
+                            callbacks=[_StopAt(target, epoch_seconds)])
         curve += [float(a) for a in history.history.get("val_accuracy", [])]
     return {"init": payload["init"], "config": list(payload["config"]),
             "params": int(model.count_params()), "accuracy": curve[-1],
             "accuracy_curve": curve, "epochs": len(curve) - 1,
+            "setup_seconds": setup_seconds, "epoch_seconds": epoch_seconds,
             "seconds": time.time() - started}
 
 
@@ -233,11 +265,14 @@ def explore(payloads, params, threshold, store, executor, trial_fn=run_trial, wo
         dict with ``best`` (result row or None), ``explored`` (trials up to
         the answer in size order), ``trial_seconds`` (their summed time),
         ``trials_finished`` (including larger ones that finished before the
-        answer did), ``rows`` (the explored results, in order).
+        answer did), ``rows`` (the explored results, in order),
+        ``resumed`` and ``resumed_seconds`` (trials of ``rows`` taken from
+        ``store`` instead of run now, and their recorded time: a wall-clock
+        measurement of a resumed exploration misses it).
     """
     order = sorted(range(len(payloads)), key=lambda i: (params[i], i))
     position = {index: rank for rank, index in enumerate(order)}
-    running, rows = {}, {}
+    running, rows, resumed = {}, {}, set()
     best_rank, next_rank = None, 0
 
     def record(index, row):
@@ -258,6 +293,7 @@ def explore(payloads, params, threshold, store, executor, trial_fn=run_trial, wo
             payload = payloads[index]
             stored = store.get(payload)
             if stored is not None:
+                resumed.add(index)
                 record(index, stored)
                 continue
             running[executor.submit(trial_fn, payload)] = index
@@ -272,8 +308,12 @@ def explore(payloads, params, threshold, store, executor, trial_fn=run_trial, wo
                 log(f"{row['init']:>7} config {index:3d} params {row['params']:9d} "
                     f"accuracy {row['accuracy']:.4f} ({row['seconds']:.1f} s)")
             record(index, row)
-    used = [rows[i] for i in order if i in rows
-            and (best_rank is None or position[i] <= best_rank)]
+    used_indices = [i for i in order if i in rows
+                    and (best_rank is None or position[i] <= best_rank)]
+    used = [rows[i] for i in used_indices]
     return {"best": rows[order[best_rank]] if best_rank is not None else None,
             "explored": len(used), "trial_seconds": float(sum(r["seconds"] for r in used)),
-            "trials_finished": len(rows), "rows": used}
+            "trials_finished": len(rows), "rows": used,
+            "resumed": sum(1 for i in used_indices if i in resumed),
+            "resumed_seconds": float(sum(rows[i]["seconds"] for i in used_indices
+                                         if i in resumed))}
