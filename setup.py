@@ -52,7 +52,7 @@ delegate = Extension(
     sources=delegate_sources(),
     include_dirs=[HERE],
     language="c++",
-    extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall"],
+    extra_compile_args=["-std=c++17", "-O3", "-fvisibility=hidden", "-Wall"],
     extra_link_args=["-Wl,--no-undefined"],
     libraries=["hwy", "pthreadpool", "pthread"],
     depends=glob.glob(os.path.join("delegate", "*.h")),

@@ -11,29 +11,6 @@
 namespace cocopie {
 namespace {
 
-bool IsConstant(const TfLiteTensor* t) {
-  return t->allocation_type == kTfLiteMmapRo ||
-         t->allocation_type == kTfLitePersistentRo;
-}
-
-bool SameDims(const TfLiteIntArray* a, const TfLiteIntArray* b) {
-  if (a == nullptr || b == nullptr || a->size != b->size) return false;
-  for (int i = 0; i < a->size; ++i) {
-    if (a->data[i] != b->data[i]) return false;
-  }
-  return true;
-}
-
-std::string DimsString(const TfLiteIntArray* dims) {
-  std::ostringstream s;
-  s << "[";
-  for (int i = 0; dims != nullptr && i < dims->size; ++i) {
-    s << (i ? ", " : "") << dims->data[i];
-  }
-  s << "]";
-  return s.str();
-}
-
 // The first weight the pattern prunes that is not zero, as a message.
 std::string FindPatternViolation(const LrLayer& layer, const float* filter) {
   const int cells = layer.kernel_h * layer.kernel_w;
@@ -71,6 +48,52 @@ bool ActivationRange(TfLiteFusedActivation act, float* lo, float* hi) {
     case kTfLiteActRelu6: *lo = 0.0f; *hi = 6.0f; return true;
     default: return false;
   }
+}
+
+bool IsConstantTensor(const TfLiteTensor* t) {
+  return t->allocation_type == kTfLiteMmapRo ||
+         t->allocation_type == kTfLitePersistentRo;
+}
+
+bool SameDims(const TfLiteIntArray* a, const TfLiteIntArray* b) {
+  if (a == nullptr || b == nullptr || a->size != b->size) return false;
+  for (int i = 0; i < a->size; ++i) {
+    if (a->data[i] != b->data[i]) return false;
+  }
+  return true;
+}
+
+std::string DimsString(const TfLiteIntArray* dims) {
+  std::ostringstream s;
+  s << "[";
+  for (int i = 0; dims != nullptr && i < dims->size; ++i) {
+    s << (i ? ", " : "") << dims->data[i];
+  }
+  s << "]";
+  return s.str();
+}
+
+std::string ResolveFilterValues(const TfLiteTensor* filter,
+                                const TfLiteTensor* sparse_filter,
+                                std::vector<float>* storage, const float** values) {
+  if (sparse_filter != nullptr) {
+    // The node's filter is computed by DENSIFY; its source must be a sparse
+    // constant of the same shape.
+    std::string error;
+    if (!IsConstantTensor(sparse_filter) || !SameDims(sparse_filter->dims, filter->dims) ||
+        !DensifyFloatTensor(*sparse_filter, storage, &error)) {
+      return error.empty() ? "DENSIFY source is not a constant of the filter's shape"
+                           : error;
+    }
+    *values = storage->data();
+    return "";
+  }
+  if (!IsConstantTensor(filter) || filter->data.raw == nullptr) {
+    return "filter is not a constant tensor";
+  }
+  if (filter->sparsity != nullptr) return "filter is sparse without a DENSIFY";
+  *values = filter->data.f;
+  return "";
 }
 
 TfLiteTensor* ContextTensor(TfLiteContext* context, int index) {
@@ -119,22 +142,10 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
            " but the LR names tensor " + std::to_string(layer.filter_tensor);
   }
   std::vector<float> expanded;
-  const float* filter_values = filter->data.f;
-  if (sparse_filter != nullptr) {
-    // The node's filter is computed by DENSIFY; its source must be a sparse
-    // constant of the same shape.
-    std::string error;
-    if (!IsConstant(sparse_filter) || !SameDims(sparse_filter->dims, filter->dims) ||
-        !DensifyFloatTensor(*sparse_filter, &expanded, &error)) {
-      return error.empty() ? "DENSIFY source is not a constant of the filter's shape"
-                           : error;
-    }
-    filter_values = expanded.data();
-  } else if (!IsConstant(filter) || filter->data.raw == nullptr) {
-    return "filter is not a constant tensor";
-  } else if (filter->sparsity != nullptr) {
-    return "filter is sparse without a DENSIFY";
-  }
+  const float* filter_values = nullptr;
+  const std::string unreadable =
+      ResolveFilterValues(filter, sparse_filter, &expanded, &filter_values);
+  if (!unreadable.empty()) return unreadable;
   const TfLiteIntArray* fd = filter->dims;
   if (fd == nullptr || fd->size != 4 || fd->data[0] != layer.out_channels ||
       fd->data[1] != layer.kernel_h || fd->data[2] != layer.kernel_w ||
@@ -158,7 +169,7 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
   }
   if (node->inputs->size == 3 && node->inputs->data[2] >= 0) {
     const TfLiteTensor* bias = ContextTensor(context, node->inputs->data[2]);
-    if (bias == nullptr || bias->type != kTfLiteFloat32 || !IsConstant(bias) ||
+    if (bias == nullptr || bias->type != kTfLiteFloat32 || !IsConstantTensor(bias) ||
         bias->data.raw == nullptr || bias->dims == nullptr ||
         bias->dims->size != 1 || bias->dims->data[0] != layer.out_channels) {
       return "bias is not a constant float32 vector of the output channels";

@@ -4,6 +4,7 @@
 #define COCOPIE_DELEGATE_CONV_NODE_H_
 
 #include <string>
+#include <vector>
 
 #include "delegate/lr_format.h"
 #include "delegate/pattern_conv.h"
@@ -17,6 +18,19 @@ TfLiteTensor* ContextTensor(TfLiteContext* context, int index);
 
 // A fused activation as the clamp [*lo, *hi]; false for one we do not run.
 bool ActivationRange(TfLiteFusedActivation act, float* lo, float* hi);
+
+// Constant weights live in the model (kTfLiteMmapRo) or, after some runtime
+// transformations, in kTfLitePersistentRo.
+bool IsConstantTensor(const TfLiteTensor* t);
+bool SameDims(const TfLiteIntArray* a, const TfLiteIntArray* b);
+std::string DimsString(const TfLiteIntArray* dims);
+
+// Empty, with *values set, when the node's filter values can be read: the
+// constant `filter` itself, or the sparse constant `sparse_filter` that a
+// DENSIFY expands into it (expanded into `storage`); otherwise why not.
+std::string ResolveFilterValues(const TfLiteTensor* filter,
+                                const TfLiteTensor* sparse_filter,
+                                std::vector<float>* storage, const float** values);
 
 // Empty when `node` is a float32 CONV_2D that `layer` describes and whose
 // constant weights obey the layer's patterns exactly (every pruned weight is

@@ -10,29 +10,6 @@
 namespace cocopie {
 namespace {
 
-bool IsConstant(const TfLiteTensor* t) {
-  return t->allocation_type == kTfLiteMmapRo ||
-         t->allocation_type == kTfLitePersistentRo;
-}
-
-bool SameDims(const TfLiteIntArray* a, const TfLiteIntArray* b) {
-  if (a == nullptr || b == nullptr || a->size != b->size) return false;
-  for (int i = 0; i < a->size; ++i) {
-    if (a->data[i] != b->data[i]) return false;
-  }
-  return true;
-}
-
-std::string DimsString(const TfLiteIntArray* dims) {
-  std::ostringstream s;
-  s << "[";
-  for (int i = 0; dims != nullptr && i < dims->size; ++i) {
-    s << (i ? ", " : "") << dims->data[i];
-  }
-  s << "]";
-  return s.str();
-}
-
 // The first weight of the (1, kh, kw, C) filter that the layer's patterns
 // prune but that is not zero, as a message; empty when there is none.
 std::string FindDepthwiseViolation(const LrLayer& layer, const float* filter) {
@@ -105,20 +82,10 @@ std::string CheckDepthwiseNode(TfLiteContext* context, const TfLiteNode* node,
            " input channels; a depthwise kernel has 1";
   }
   std::vector<float> expanded;
-  const float* filter_values = filter->data.f;
-  if (sparse_filter != nullptr) {
-    std::string error;
-    if (!IsConstant(sparse_filter) || !SameDims(sparse_filter->dims, filter->dims) ||
-        !DensifyFloatTensor(*sparse_filter, &expanded, &error)) {
-      return error.empty() ? "DENSIFY source is not a constant of the filter's shape"
-                           : error;
-    }
-    filter_values = expanded.data();
-  } else if (!IsConstant(filter) || filter->data.raw == nullptr) {
-    return "filter is not a constant tensor";
-  } else if (filter->sparsity != nullptr) {
-    return "filter is sparse without a DENSIFY";
-  }
+  const float* filter_values = nullptr;
+  const std::string unreadable =
+      ResolveFilterValues(filter, sparse_filter, &expanded, &filter_values);
+  if (!unreadable.empty()) return unreadable;
   const TfLiteIntArray* fd = filter->dims;
   if (fd == nullptr || fd->size != 4 || fd->data[0] != 1 ||
       fd->data[1] != layer.kernel_h || fd->data[2] != layer.kernel_w ||
@@ -140,7 +107,7 @@ std::string CheckDepthwiseNode(TfLiteContext* context, const TfLiteNode* node,
   }
   if (node->inputs->size == 3 && node->inputs->data[2] >= 0) {
     const TfLiteTensor* bias = ContextTensor(context, node->inputs->data[2]);
-    if (bias == nullptr || bias->type != kTfLiteFloat32 || !IsConstant(bias) ||
+    if (bias == nullptr || bias->type != kTfLiteFloat32 || !IsConstantTensor(bias) ||
         bias->data.raw == nullptr || bias->dims == nullptr ||
         bias->dims->size != 1 || bias->dims->data[0] != layer.out_channels) {
       return "bias is not a constant float32 vector of the output channels";

@@ -27,11 +27,6 @@ const void* CodeAddress(Function* function) {
   return reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(function));
 }
 
-bool IsConstant(const TfLiteTensor* t) {
-  return t->allocation_type == kTfLiteMmapRo ||
-         t->allocation_type == kTfLitePersistentRo;
-}
-
 // Cells in increasing distance from the kernel's centre (row-major among
 // equals): the order in which a small support is grown to a full pattern,
 // so that the centre, the most useful tap, is kept first.
@@ -206,13 +201,13 @@ bool LrFromModelWeights(TfLiteContext* context, LayerwiseRepresentation* lr,
     if (source != sparse_source_of.end()) {
       const TfLiteTensor* sparse = ContextTensor(context, source->second);
       std::string error;
-      if (sparse == nullptr || !IsConstant(sparse) ||
+      if (sparse == nullptr || !IsConstantTensor(sparse) ||
           !DensifyFloatTensor(*sparse, &expanded, &error) ||
           expanded.size() != static_cast<size_t>(d[0]) * d[1] * d[2] * d[3]) {
         continue;
       }
       values = expanded.data();
-    } else if (IsConstant(filter) && filter->data.raw != nullptr &&
+    } else if (IsConstantTensor(filter) && filter->data.raw != nullptr &&
                filter->sparsity == nullptr &&
                filter->bytes == sizeof(float) * static_cast<size_t>(d[0]) *
                                     d[1] * d[2] * d[3]) {

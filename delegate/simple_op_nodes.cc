@@ -15,14 +15,9 @@ bool IsFloat4d(const TfLiteTensor* t) {
          t->dims->size == 4;
 }
 
-bool IsConstant(const TfLiteTensor* t) {
-  return t->allocation_type == kTfLiteMmapRo ||
-         t->allocation_type == kTfLitePersistentRo;
-}
-
 // PAD's paddings: a constant [4, 2] int32 or int64 tensor; false otherwise.
 bool ReadPaddings(const TfLiteTensor* t, int64_t pads[8]) {
-  if (t == nullptr || !IsConstant(t) || t->data.raw == nullptr ||
+  if (t == nullptr || !IsConstantTensor(t) || t->data.raw == nullptr ||
       t->dims == nullptr || t->dims->size != 2 || t->dims->data[0] != 4 ||
       t->dims->data[1] != 2) {
     return false;

@@ -112,7 +112,7 @@ test-arm64-quick: test-arm64-cc-quick $(ARM64_MODELS)/quick/manifest.json
 ANDROID_JVM := $(OUT)/android-jvm
 test-android-jvm: $(DELEGATE_LIB) $(ARM64_OUT)/.apt-stamp
 	@mkdir -p $(ANDROID_JVM)/classes
-	g++ -std=c++17 -O2 -shared -fPIC -fvisibility=hidden -Wall -Werror -I. \
+	g++ -std=c++17 -O3 -shared -fPIC -fvisibility=hidden -Wall -Werror -I. \
 	  -I$(JAVA_HOME_DIR)/include -I$(JAVA_HOME_DIR)/include/linux \
 	  android/jni/cocopie_delegate_jni.cc -o $(ANDROID_JVM)/libcocopie_delegate_jni.so \
 	  -L$(CURDIR)/cocopie_keras -lcocopie_delegate -Wl,-rpath,$(CURDIR)/cocopie_keras \

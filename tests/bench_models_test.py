@@ -28,7 +28,7 @@ def test_variants_prune_3x3_and_1x1_convs():
     dense = models.count_macs(model)
     assert dense["nonzero_macs"] == dense["dense_macs"]
     info = models.apply_variant(model, "pattern_conn")
-    assert info == {"pattern_convs": 19, "pointwise_convs": 2}
+    assert info == {"pattern_convs": 19, "pointwise_convs": 2, "depthwise_convs": 0}
     for layer in models.pointwise_conv_layers(model):
         kernel = layer.kernel.numpy()[0, 0]  # (in, out)
         # Whole (32-channel group, input channel) slices are removed together.
@@ -100,3 +100,13 @@ def test_body_models_have_no_classifier_head():
     assert len(body.output.shape) == 4  # feature maps, not logits
     with pytest.raises(ValueError, match="vgg16_body"):
         models.build_model("vgg16_bodyy")
+
+
+def test_pattern_variants_prune_depthwise_convs_too():
+    model = models.build_model("mobilenetv2_body")
+    info = models.apply_variant(model, "pattern")
+    assert info["depthwise_convs"] == 17
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kept = (layer.kernel.numpy()[..., 0] != 0).sum(axis=(0, 1))  # per channel
+            assert set(np.unique(kept)) <= {0, 4}

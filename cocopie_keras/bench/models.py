@@ -159,14 +159,16 @@ def apply_variant(model, variant, connectivity_rate=CONNECTIVITY_RATE,
     """Prunes ``model`` in place for a benchmark variant.
 
     ``dense`` leaves it alone; ``pattern`` puts a 4-of-9 pattern on every 3×3
-    conv; ``pattern_conn`` also removes ``connectivity_rate`` of the kernels
-    of every 3×3 conv and of the weights of every 1×1 conv. Pruning follows
+    conv and every 3×3 depthwise conv (whose channels are never removed: that
+    would remove channels); ``pattern_conn`` also removes ``connectivity_rate``
+    of the kernels of every 3×3 conv and of the weights of every 1×1 conv. Pruning follows
     the project's co-design preference: ``group_size`` consecutive output
     channels share one pattern per input channel and are removed together
     (``cocopie_keras.codesign``); ``group_size=1`` gives every kernel its own.
 
     Returns:
-        ``{"pattern_convs": n, "pointwise_convs": m}``: layers pruned.
+        ``{"pattern_convs": n, "pointwise_convs": m, "depthwise_convs": k}``:
+        layers pruned.
 
     Raises:
         ValueError: for an unknown variant or a rate outside ``[0, 1)``.
@@ -186,7 +188,7 @@ def apply_variant(model, variant, connectivity_rate=CONNECTIVITY_RATE,
             f"Received: connectivity_rate={connectivity_rate}"
         )
     if variant == "dense":
-        return {"pattern_convs": 0, "pointwise_convs": 0}
+        return {"pattern_convs": 0, "pointwise_convs": 0, "depthwise_convs": 0}
     rate = connectivity_rate if variant == "pattern_conn" else 0.0
     pattern_convs = pruning.prunable_conv_layers(model)
     for layer in pattern_convs:
@@ -199,7 +201,16 @@ def apply_variant(model, variant, connectivity_rate=CONNECTIVITY_RATE,
         for layer in pointwise_conv_layers(model):
             prune_pointwise(layer, rate, group_size)
             pointwise += 1
-    return {"pattern_convs": len(pattern_convs), "pointwise_convs": pointwise}
+    depthwise = [layer for layer in model._flatten_layers(include_self=False)
+                 if isinstance(layer, keras.layers.DepthwiseConv2D)
+                 and tuple(layer.kernel_size) == (3, 3) and layer.kernel.shape[-1] == 1]
+    for layer in depthwise:
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        projection = codesign.project_depthwise_grouped(
+            kernel, group_size=codesign.DEPTHWISE_CHANNEL_BLOCK if group_size > 1 else 1)
+        layer.kernel.assign(kernel * projection.mask)
+    return {"pattern_convs": len(pattern_convs), "pointwise_convs": pointwise,
+            "depthwise_convs": len(depthwise)}
 
 
 def _weighted_layers(model):

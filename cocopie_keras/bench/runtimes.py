@@ -125,10 +125,17 @@ class LiteRTBuiltin(_LiteRT):
 
 
 class LiteRTCocopie(_LiteRT):
-    """LiteRT with the cocopie delegate (XNNPACK takes the nodes it leaves)."""
+    """LiteRT with the cocopie delegate (XNNPACK takes the nodes it leaves).
+
+    Kernels are tuned on this machine the first time a layer shape is seen
+    (``tuning=on``; the timing happens while the interpreter is allocated,
+    never during measured runs) and remembered in a cache file in the work
+    folder, as ``cocopie tune-kernels`` would store them for a device.
+    """
 
     name, label = "cocopie", "LiteRT+cocopie"
     reads_compact = True
+    tuning = "on"
 
     def check_available(self):
         super().check_available()
@@ -142,12 +149,15 @@ class LiteRTCocopie(_LiteRT):
     def prepare(self, model_path, threads, work_dir):
         from cocopie_keras import delegate
 
-        self.interpreter = delegate.make_interpreter(_read(model_path), num_threads=threads)
+        self.interpreter = delegate.make_interpreter(
+            _read(model_path), num_threads=threads, tuning=self.tuning,
+            tuning_cache=os.path.join(work_dir, "cocopie_tuning.cache"))
         self._claimed = delegate.delegated_node_count(self.interpreter)
         self._target = delegate.simd_target()
 
     def notes(self):
-        return {"delegated_convs": str(self._claimed), "simd_target": self._target}
+        return {"delegated_convs": str(self._claimed), "simd_target": self._target,
+                "tuning": self.tuning}
 
 
 def onnx_from_tflite(model_path, work_dir):
