@@ -73,6 +73,17 @@ std::string DimsString(const TfLiteIntArray* dims) {
   return s.str();
 }
 
+std::string CheckBias(TfLiteContext* context, const TfLiteNode* node, int out_channels) {
+  if (node->inputs->size < 3 || node->inputs->data[2] < 0) return "";
+  const TfLiteTensor* bias = ContextTensor(context, node->inputs->data[2]);
+  if (bias == nullptr || bias->type != kTfLiteFloat32 || !IsConstantTensor(bias) ||
+      bias->data.raw == nullptr || bias->dims == nullptr || bias->dims->size != 1 ||
+      bias->dims->data[0] != out_channels) {
+    return "bias is not a constant float32 vector of the output channels";
+  }
+  return "";
+}
+
 std::string ResolveFilterValues(const TfLiteTensor* filter,
                                 const TfLiteTensor* sparse_filter,
                                 std::vector<float>* storage, const float** values) {
@@ -167,14 +178,8 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
            " is not NHWC with the filter's input channels (grouped "
            "convolutions are not delegated)";
   }
-  if (node->inputs->size == 3 && node->inputs->data[2] >= 0) {
-    const TfLiteTensor* bias = ContextTensor(context, node->inputs->data[2]);
-    if (bias == nullptr || bias->type != kTfLiteFloat32 || !IsConstantTensor(bias) ||
-        bias->data.raw == nullptr || bias->dims == nullptr ||
-        bias->dims->size != 1 || bias->dims->data[0] != layer.out_channels) {
-      return "bias is not a constant float32 vector of the output channels";
-    }
-  }
+  const std::string bias_problem = CheckBias(context, node, layer.out_channels);
+  if (!bias_problem.empty()) return bias_problem;
   return FindPatternViolation(layer, filter_values);
 }
 

@@ -25,6 +25,10 @@ bool IsConstantTensor(const TfLiteTensor* t);
 bool SameDims(const TfLiteIntArray* a, const TfLiteIntArray* b);
 std::string DimsString(const TfLiteIntArray* dims);
 
+// Empty when the node has no bias (input 2 absent or -1) or a constant
+// float32 vector of `out_channels`; otherwise why not.
+std::string CheckBias(TfLiteContext* context, const TfLiteNode* node, int out_channels);
+
 // Empty, with *values set, when the node's filter values can be read: the
 // constant `filter` itself, or the sparse constant `sparse_filter` that a
 // DENSIFY expands into it (expanded into `storage`); otherwise why not.

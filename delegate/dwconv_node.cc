@@ -105,14 +105,8 @@ std::string CheckDepthwiseNode(TfLiteContext* context, const TfLiteNode* node,
            std::to_string(layer.out_channels) +
            " channels (depth multipliers other than 1 are not delegated)";
   }
-  if (node->inputs->size == 3 && node->inputs->data[2] >= 0) {
-    const TfLiteTensor* bias = ContextTensor(context, node->inputs->data[2]);
-    if (bias == nullptr || bias->type != kTfLiteFloat32 || !IsConstantTensor(bias) ||
-        bias->data.raw == nullptr || bias->dims == nullptr ||
-        bias->dims->size != 1 || bias->dims->data[0] != layer.out_channels) {
-      return "bias is not a constant float32 vector of the output channels";
-    }
-  }
+  const std::string bias_problem = CheckBias(context, node, layer.out_channels);
+  if (!bias_problem.empty()) return bias_problem;
   return FindDepthwiseViolation(layer, filter_values);
 }
 

@@ -116,9 +116,7 @@ class PartitionKernel {
           if (input == nullptr) output = nullptr;
         }
         if (output == nullptr) {
-          context->ReportError(context, "cocopie: node %d has unallocated tensors",
-                               step.node_index);
-          return kTfLiteError;
+          return Unallocated(context, step.node_index);
         }
         RunSimpleOp(step, inputs, output, pool_, last);
         continue;
@@ -128,9 +126,7 @@ class PartitionKernel {
         const float* input = Data(context, step.input_tensor);
         float* output = Data(context, step.output_tensor);
         if (input == nullptr || output == nullptr) {
-          context->ReportError(context, "cocopie: node %d has unallocated tensors",
-                               step.node_index);
-          return kTfLiteError;
+          return Unallocated(context, step.node_index);
         }
         RunDepthwiseStep(&step, input, output, pool_, reference, last);
         continue;
@@ -139,9 +135,7 @@ class PartitionKernel {
       const float* input = Data(context, step.input_tensor);
       float* output = Data(context, step.output_tensor);
       if (input == nullptr || output == nullptr) {
-        context->ReportError(context, "cocopie: node %d has unallocated tensors",
-                             step.node_index);
-        return kTfLiteError;
+        return Unallocated(context, step.node_index);
       }
       if (reference) {
         PatternConvReference(step.geometry, step.weights, input, output);
@@ -163,6 +157,11 @@ class PartitionKernel {
     enum Kind { kConv, kDepthwise, kSimple } kind;
     size_t index;
   };
+
+  static TfLiteStatus Unallocated(TfLiteContext* context, int node_index) {
+    context->ReportError(context, "cocopie: node %d has unallocated tensors", node_index);
+    return kTfLiteError;
+  }
 
   bool IsPartitionOutput(int tensor) const {
     for (int t : partition_outputs_) {
