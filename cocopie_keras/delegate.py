@@ -109,7 +109,7 @@ def make_interpreter(model_content, use_delegate=True, num_threads=1,
 
 
 def delegated_node_count(interpreter):
-    """Number of CONV_2D nodes the cocopie delegate runs in ``interpreter``.
+    """Number of (depthwise) convolutions the cocopie delegate runs in ``interpreter``.
 
     Asks the delegate itself: the interpreter's own op list shows every
     delegate's partitions (XNNPACK's too) under the same name, DELEGATE.

@@ -57,8 +57,9 @@ COCOPIE_EXPORT TfLiteDelegate* CocopieDelegateCreate(
 
 COCOPIE_EXPORT void CocopieDelegateDelete(TfLiteDelegate* delegate);
 
-// Number of CONV_2D nodes the delegate took over at its latest Prepare (the
-// latest interpreter it was applied to); -1 for a null delegate.
+// Number of CONV_2D and DEPTHWISE_CONV_2D nodes the delegate took over at its
+// latest Prepare (the latest interpreter it was applied to); -1 for a null
+// delegate.
 COCOPIE_EXPORT int CocopieDelegateClaimedNodes(const TfLiteDelegate* delegate);
 
 // What each CONV_2D node claimed at the latest Prepare runs, as a JSON array
