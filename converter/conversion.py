@@ -164,15 +164,7 @@ def _describe_patterned(op_index, filter_index, filter_ohwi, pattern_pool, entri
     )
     if projection is None:
         return None
-    ids = projection.pattern_ids.T  # (out, in)
-    return lr_lib.LRLayer(
-        op_index=op_index,
-        filter_tensor=filter_index,
-        pattern_masks=projection.pool,
-        kernel_pattern=np.where(
-            ids == patterns_lib.REMOVED, lr_lib.REMOVED_KERNEL, ids
-        ).astype(np.uint8),
-    )
+    return _layer_from_projection(op_index, filter_index, projection)
 
 
 def _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries):
@@ -191,7 +183,12 @@ def _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries):
     )
     if projection is None:
         return None
-    ids = projection.pattern_ids.T  # (C, 1)
+    return _layer_from_projection(op_index, filter_index, projection)
+
+
+def _layer_from_projection(op_index, filter_index, projection):
+    """An LR layer from a ``KernelProjection`` of an (kh, kw, in, out) kernel."""
+    ids = projection.pattern_ids.T  # (out, in)
     return lr_lib.LRLayer(
         op_index=op_index,
         filter_tensor=filter_index,

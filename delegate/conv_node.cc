@@ -84,6 +84,11 @@ std::string CheckBias(TfLiteContext* context, const TfLiteNode* node, int out_ch
   return "";
 }
 
+const float* NodeBias(TfLiteContext* context, const TfLiteNode* node) {
+  if (node->inputs->size < 3 || node->inputs->data[2] < 0) return nullptr;
+  return ContextTensor(context, node->inputs->data[2])->data.f;
+}
+
 std::string ResolveFilterValues(const TfLiteTensor* filter,
                                 const TfLiteTensor* sparse_filter,
                                 std::vector<float>* storage, const float** values) {
@@ -203,17 +208,12 @@ ConvStep MakeConvStep(TfLiteContext* context, int node_index,
   g.dilation_h = params->dilation_height_factor;
   g.dilation_w = params->dilation_width_factor;
   ActivationRange(params->activation, &g.act_min, &g.act_max);
-  const float* bias = nullptr;
-  if (node->inputs->size == 3 && node->inputs->data[2] >= 0) {
-    bias = ContextTensor(context, node->inputs->data[2])->data.f;
-  }
+  // CheckConvNode accepted both; the filter is expanded once more here.
   std::vector<float> expanded;
-  const float* filter = ContextTensor(context, node->inputs->data[1])->data.f;
-  if (sparse_filter != nullptr) {
-    std::string error;  // CheckConvNode already expanded this tensor once
-    DensifyFloatTensor(*sparse_filter, &expanded, &error);
-    filter = expanded.data();
-  }
+  const float* filter = nullptr;
+  ResolveFilterValues(ContextTensor(context, node->inputs->data[1]), sparse_filter,
+                      &expanded, &filter);
+  const float* bias = NodeBias(context, node);
   step.weights = PackPatternWeights(layer, filter, bias);
   return step;
 }

@@ -29,6 +29,9 @@ std::string DimsString(const TfLiteIntArray* dims);
 // float32 vector of `out_channels`; otherwise why not.
 std::string CheckBias(TfLiteContext* context, const TfLiteNode* node, int out_channels);
 
+// The bias values of a node that passed CheckBias, or null when it has none.
+const float* NodeBias(TfLiteContext* context, const TfLiteNode* node);
+
 // Empty, with *values set, when the node's filter values can be read: the
 // constant `filter` itself, or the sparse constant `sparse_filter` that a
 // DENSIFY expands into it (expanded into `storage`); otherwise why not.

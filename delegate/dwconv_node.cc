@@ -126,17 +126,12 @@ DepthwiseStep MakeDepthwiseStep(TfLiteContext* context, int node_index,
   g.stride_h = params->stride_height;
   g.stride_w = params->stride_width;
   ActivationRange(params->activation, &g.act_min, &g.act_max);
-  const float* bias = nullptr;
-  if (node->inputs->size == 3 && node->inputs->data[2] >= 0) {
-    bias = ContextTensor(context, node->inputs->data[2])->data.f;
-  }
+  // CheckDepthwiseNode accepted both; the filter is expanded once more here.
   std::vector<float> expanded;
-  const float* filter = ContextTensor(context, node->inputs->data[1])->data.f;
-  if (sparse_filter != nullptr) {
-    std::string error;  // CheckDepthwiseNode already expanded this tensor once
-    DensifyFloatTensor(*sparse_filter, &expanded, &error);
-    filter = expanded.data();
-  }
+  const float* filter = nullptr;
+  ResolveFilterValues(ContextTensor(context, node->inputs->data[1]), sparse_filter,
+                      &expanded, &filter);
+  const float* bias = NodeBias(context, node);
   step.weights = PackDepthwiseWeights(layer, filter, bias);
   return step;
 }
