@@ -14,6 +14,9 @@ DELEGATE_TESTS := $(wildcard delegate/*_test.cc)
 DELEGATE_LIB := cocopie_keras/libcocopie_delegate.so
 CXXFLAGS_TEST := -std=c++17 -O1 -g -I. -fsanitize=address,undefined -fno-omit-frame-pointer
 REQUIREMENTS := $(sort $(wildcard requirements*.txt))
+# Measured from a fresh clone on a machine with empty apt and pip caches.
+COLD_MACHINE_DEMO_TIME := about 8 min
+COLD_MACHINE_TEST_TIME := about 25 min
 
 # $(call apt_install,PACKAGES): a shell command installing those not installed.
 apt_install = missing=$$(for p in $(1); do \
@@ -54,11 +57,29 @@ $(DELEGATE_LIB): $(DELEGATE_SRCS) $(DELEGATE_HDRS) setup.py $(VENV)/.deps-stamp
 install: $(DELEGATE_LIB)
 
 # --- the two commands ------------------------------------------------------------
-demo: install
+demo:
+	@echo "make demo: installs what is missing (apt: $(APT_PACKAGES); PyPI:" \
+	  "$(notdir $(REQUIREMENTS)) into $(VENV)), then trains, prunes, converts and runs a" \
+	  "small MNIST CNN; $(COLD_MACHINE_DEMO_TIME) on a cold 2-core machine"
+	@$(MAKE) --no-print-directory install
 	$(VENV)/bin/cocopie demo --out $(OUT)/demo
 
-# Python tests last: their closing line is the run's summary.
-test: $(TEST_STEPS) test-python
+# Each step runs in turn with its output kept in out/test-results/<step>.log;
+# the last line counts the tests of each kind (tools/test_summary.py). Python
+# tests run last.
+TEST_LOGS := $(OUT)/test-results
+test: SHELL := /bin/bash
+test:
+	@echo "make test: installs what is missing (apt: $(APT_PACKAGES) $(ARM64_APT_PACKAGES)" \
+	  "bazel-bootstrap bazel-bootstrap-source; PyPI: $(notdir $(REQUIREMENTS)) into $(VENV);" \
+	  "an arm64 sysroot of Debian .debs and aarch64 wheels), then runs every test;" \
+	  "$(COLD_MACHINE_TEST_TIME) on a cold 2-core machine"
+	@rm -rf $(TEST_LOGS) && mkdir -p $(TEST_LOGS)
+	@set -o pipefail; for step in $(TEST_STEPS) test-python; do \
+	  $(MAKE) --no-print-directory $$step 2>&1 | tee $(TEST_LOGS)/$$step.log || \
+	    { echo "make test: step $$step failed (log: $(TEST_LOGS)/$$step.log)"; exit 1; }; \
+	done
+	@$(PY) tools/test_summary.py $(TEST_LOGS) $(TEST_STEPS) test-python
 
 # --- pieces ----------------------------------------------------------------------
 # Kernel and LR-parser unit tests, under AddressSanitizer + UBSan.
@@ -83,13 +104,14 @@ test-asan: $(ASAN_LIB) install
 	COCOPIE_DELEGATE_LIBRARY=$(CURDIR)/$(ASAN_LIB) \
 	  $(PY) -m pytest -q --capture=sys -p no:cacheprovider \
 	  tests/delegate_conv_test.py tests/delegate_refusal_test.py tests/kernel_tuning_test.py \
-	  tests/compact_storage_test.py tests/delegate_dwconv_test.py
+	  tests/compact_storage_test.py tests/delegate_dwconv_test.py \
+	  tests/delegate_shared_test.py tests/tuning_cache_test.py tests/delegate_hostile_test.py
 
 test-python: install
 	$(PY) -m pytest -q
 
 # The Bazel targets, built and tested offline with Debian's Bazel 4.2.3.
-bazel:
+bazel: $(VENV)/.deps-stamp
 	bash tools/bazel/build.sh
 
 clean:

@@ -286,13 +286,22 @@ def stopped_summary(workdir, model, validation, size):
     return summary
 
 
+def speedup_fields(base, comp):
+    """base / comp hours when both searches found a network; a search stopped
+    before finding one gives only a lower bound (and no speed-up figure)."""
+    ratio = base["hours"] / max(comp["hours"], 1e-12)
+    if base["found"] and comp["found"]:
+        return {"speedup": ratio, "speedup_lower_bound": None}
+    stopped = not base["found"] and not base.get("complete", True) and comp["found"]
+    return {"speedup": None, "speedup_lower_bound": ratio if stopped else None}
+
+
 def make_row(size, alpha, workers, summary, base_result, comp_result, pretrain_seconds,
              timing, load):
     base, comp = _side(base_result), _side(comp_result, pretrain_seconds)
     comp["pretrain_overhead_pct"] = 100.0 * pretrain_seconds / 3600.0 / max(comp["hours"], 1e-12)
     return {"subspace_size": size, "alpha": alpha, "workers": workers, "base": base,
-            "comp": comp, "speedup": base["hours"] / max(comp["hours"], 1e-12),
-            "timing": timing, "threshold": summary["full_accuracy"] - alpha,
+            "comp": comp, **speedup_fields(base, comp), "timing": timing, "threshold": summary["full_accuracy"] - alpha,
             "full_accuracy": summary["full_accuracy"], "full_params": summary["full_params"],
             "blocks": len(summary["blocks"]), "pretrain_seconds": pretrain_seconds,
             "load": load}

@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from cocopie_keras import atomic_write
+
 SEED = 1234
 
 
@@ -116,10 +118,8 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
     pruned_accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
     pruned_tflite = converter.convert(model)
     timings["prune_finetune_s"] = time.perf_counter() - start
-    with open(os.path.join(out_dir, "mnist_cnn_pruned.tflite"), "wb") as f:
-        f.write(pruned_tflite)
-    with open(os.path.join(out_dir, "mnist_cnn_dense.tflite"), "wb") as f:
-        f.write(dense_tflite)
+    atomic_write.write_bytes(os.path.join(out_dir, "mnist_cnn_pruned.tflite"), pruned_tflite)
+    atomic_write.write_bytes(os.path.join(out_dir, "mnist_cnn_dense.tflite"), dense_tflite)
 
     stock = delegate_lib.make_interpreter(pruned_tflite, use_delegate=False,
                                           num_threads=threads)
@@ -155,8 +155,7 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
         "timings_s": timings,
     }
     path = os.path.abspath(os.path.join(out_dir, "summary.json"))
-    with open(path, "w") as f:
-        json.dump(summary, f, indent=2)
+    atomic_write.write_bytes(path, json.dumps(summary, indent=2).encode())
     return summary, path
 
 

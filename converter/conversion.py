@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import struct
 
 import numpy as np
 
@@ -112,8 +113,9 @@ the stock GEMM kernels."""
 def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
     """LR layers for the pruned float32 convolutions of subgraph 0.
 
-    A k×k CONV_2D is described when every kernel keeps at most ``entries``
-    weights in a pattern; a 1×1 CONV_2D when connectivity pruning removed at
+    A k×k CONV_2D (k·k at most ``lr.MAX_KERNEL_CELLS``, the LR's limit;
+    larger kernels are left out) is described when every kernel keeps at
+    most ``entries`` weights in a pattern; a 1×1 CONV_2D when connectivity pruning removed at
     least ``MIN_POINTWISE_REMOVED`` of its weights (its single-cell "pattern"
     is kept or removed per kernel). A k×k DEPTHWISE_CONV_2D (depth multiplier
     1, no dilation) is described when every channel's kernel keeps at most
@@ -145,7 +147,7 @@ def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
             continue
         filter_index = int(op.inputs[1])
         filter_ohwi = compact_lib.constant_weights(model, subgraph, filter_index)
-        if filter_ohwi is None or filter_ohwi.ndim != 4:
+        if filter_ohwi is None or not _describable_kernel(filter_ohwi):
             continue
         if filter_ohwi.shape[1:3] == (1, 1):
             layer = _describe_pointwise(op_index, filter_index, filter_ohwi)
@@ -155,6 +157,13 @@ def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
         if layer is not None:
             layers.append(layer)
     return layers
+
+
+def _describable_kernel(filter_4d):
+    """Whether a 4-D filter's kernel fits an LR pattern mask (``(*, kh, kw, *)``)."""
+    if filter_4d.ndim != 4:
+        return False
+    return filter_4d.shape[1] * filter_4d.shape[2] <= lr_lib.MAX_KERNEL_CELLS
 
 
 def _describe_patterned(op_index, filter_index, filter_ohwi, pattern_pool, entries):
@@ -173,7 +182,9 @@ def _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries):
         return None
     filter_index = int(op.inputs[1])
     filter_1hwc = compact_lib.constant_weights(model, subgraph, filter_index)
-    if filter_1hwc is None or filter_1hwc.ndim != 4 or filter_1hwc.shape[0] != 1:
+    if filter_1hwc is None or not _describable_kernel(filter_1hwc):
+        return None
+    if filter_1hwc.shape[0] != 1:
         return None
     if filter_1hwc.shape[1:3] == (1, 1):
         return None  # a per-channel scale, nothing to prune into patterns
@@ -320,7 +331,16 @@ def _read(tflite_bytes):
     data = bytearray(tflite_bytes)
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ValueError("Expected a TFLite flatbuffer (identifier TFL3).")
-    return flatbuffer_utils.read_model_from_bytearray(data)
+    try:
+        return flatbuffer_utils.read_model_from_bytearray(data)
+    except (struct.error, IndexError, ValueError, TypeError, OverflowError,
+            UnicodeDecodeError, RecursionError, MemoryError) as error:
+        # The flatbuffer reader follows offsets without checking them first:
+        # a truncated or damaged file fails somewhere inside it.
+        raise ValueError(
+            "Expected a complete TFLite flatbuffer. Received: "
+            f"{len(data)} bytes that do not parse (truncated or damaged: {error})"
+        ) from None
 
 
 def _name(value):

@@ -28,6 +28,9 @@ METADATA_NAME = "cocopie_lr"
 VERSION = 2
 MAGIC = b"CPLR"
 REMOVED_KERNEL = 255
+MAX_KERNEL_CELLS = 32
+"""Largest ``kernel_h * kernel_w`` the LR describes: a pattern is a 32-bit mask."""
+MAX_PATTERNS = REMOVED_KERNEL - 1
 
 _HEADER = struct.Struct("<4sII")
 _LAYER = struct.Struct("<IIIHHIHHHH")
@@ -96,6 +99,11 @@ def encode(layers):
         num_patterns, kh, kw = masks.shape
         ids = np.asarray(layer.kernel_pattern)
         cout, cin = ids.shape
+        if not (0 < num_patterns <= MAX_PATTERNS and 0 < kh * kw <= MAX_KERNEL_CELLS):
+            raise LRFormatError(
+                f"Expected at most {MAX_PATTERNS} patterns of at most {MAX_KERNEL_CELLS} "
+                f"cells. Received: layer for operator {layer.op_index} with {num_patterns} "
+                f"patterns of {kh}x{kw}")
         group = output_group(ids)
         tuning = bytes(layer.tuning)
         if len(tuning) > 0xFFFF:
@@ -138,7 +146,7 @@ def decode(data):
         (op, tensor, cout, kh, kw, cin, num_patterns, entries, group,
          tuning_bytes) = _LAYER.unpack_from(data, pos)
         pos += _LAYER.size
-        if not (0 < num_patterns < REMOVED_KERNEL and 0 < kh * kw <= 32):
+        if not (0 < num_patterns <= MAX_PATTERNS and 0 < kh * kw <= MAX_KERNEL_CELLS):
             raise LRFormatError(f"LR layer {index}: pattern table out of range")
         if not 0 < group <= cout:
             raise LRFormatError(f"LR layer {index}: output-channel group {group} out of range")

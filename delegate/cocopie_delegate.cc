@@ -4,48 +4,23 @@
 #include "delegate/cocopie_delegate.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
+#include <mutex>
 #include <new>
 #include <vector>
 
+#include "delegate/c_boundary.h"
 #include "delegate/conv_node.h"
 #include "delegate/delegate_state.h"
 #include "delegate/dwconv_node.h"
 #include "delegate/lr_from_weights.h"
 #include "delegate/partition_kernel.h"
 #include "delegate/simple_op_nodes.h"
+#include "delegate/sparse_weights.h"
 #include "delegate/pattern_conv.h"
 
 namespace cocopie {
-
-DelegateState::DelegateState(const CocopieDelegateOptions& options)
-    : options_(options) {
-  delegate_.data_ = this;
-  delegate_.flags = kTfLiteDelegateFlagsAllowDynamicTensors;
-}
-
-DelegateState::~DelegateState() {
-  if (pool_ != nullptr) pthreadpool_destroy(pool_);
-}
-
-pthreadpool_t DelegateState::ThreadPool(const TfLiteContext* context) {
-  int threads = options_.num_threads;
-  if (threads <= 0) threads = context->recommended_num_threads;
-  if (threads <= 0) threads = 1;
-  if (threads != pool_threads_ || (threads > 1 && pool_ == nullptr)) {
-    if (pool_ != nullptr) pthreadpool_destroy(pool_);
-    pool_ = threads > 1 ? pthreadpool_create(threads) : nullptr;
-    pool_threads_ = threads;
-  }
-  return pool_;
-}
-
-void DelegateState::ReportOnce(const std::string& message) {
-  if (reported_.insert(message).second) {
-    std::fprintf(stderr, "cocopie delegate: %s\n", message.c_str());
-  }
-}
-
 namespace {
 
 // Reads and parses the LR; false when the model has none or it is unusable.
@@ -80,14 +55,80 @@ bool LoadLr(TfLiteContext* context, DelegateState* state) {
   return true;
 }
 
-TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
+// A runtime may undo delegation and call Prepare again on the original graph
+// (tflite-runtime 2.14 does after an input resize). What the earlier
+// application left must not change the answer. Tensors still marked as ours
+// are unmarked: the runtime marks the outputs of the partitions claimed now
+// again, and one whose node is refused now would otherwise stay ours and
+// make the next delegate's claim fail. The dense output of a DENSIFY that
+// our kernel emptied (partition_kernel.cc) gets the filter's shape back
+// (the sparse constant's dims), so its convolution is judged on it.
+TfLiteStatus UndoEarlierDelegation(TfLiteContext* context, TfLiteDelegate* delegate,
+                                   const TfLiteIntArray* plan) {
+  for (size_t t = 0; t < context->tensors_size; ++t) {
+    if (context->tensors[t].delegate == delegate) context->tensors[t].delegate = nullptr;
+  }
+  for (int i = 0; i < plan->size; ++i) {
+    TfLiteNode* node;
+    TfLiteRegistration* registration;
+    if (context->GetNodeAndRegistration(context, plan->data[i], &node, &registration) !=
+            kTfLiteOk ||
+        registration->builtin_code != kTfLiteBuiltinDensify || node->inputs == nullptr ||
+        node->inputs->size != 1 || node->outputs == nullptr || node->outputs->size != 1) {
+      continue;
+    }
+    const TfLiteTensor* sparse = ContextTensor(context, node->inputs->data[0]);
+    TfLiteTensor* dense = ContextTensor(context, node->outputs->data[0]);
+    const bool emptied = dense != nullptr && dense->dims != nullptr && dense->dims->size == 1 &&
+                         dense->dims->data[0] == 0;
+    if (!emptied || sparse == nullptr || !IsConstantTensor(sparse) || sparse->dims == nullptr) {
+      continue;
+    }
+    const int rank = sparse->dims->size;
+    // ResizeTensor takes ownership and frees with free().
+    auto* shape = static_cast<TfLiteIntArray*>(
+        std::malloc(sizeof(TfLiteIntArray) + rank * sizeof(int)));
+    if (shape == nullptr) return kTfLiteError;
+    shape->size = rank;
+    for (int k = 0; k < rank; ++k) shape->data[k] = sparse->dims->data[k];
+    if (context->ResizeTensor(context, dense, shape) != kTfLiteOk) return kTfLiteError;
+  }
+  return kTfLiteOk;
+}
+
+// A DENSIFY whose sparse constant our reader finds malformed: the runtime's
+// own DENSIFY would read the same arrays out of bounds, so the model cannot
+// run; say why and fail instead of leaving the node to it.
+TfLiteStatus CheckDensifySource(TfLiteContext* context, int node_index,
+                                const TfLiteNode* node) {
+  const int source = node->inputs->data[0];
+  const TfLiteTensor* sparse = ContextTensor(context, source);
+  if (sparse == nullptr || sparse->sparsity == nullptr || !IsConstantTensor(sparse) ||
+      sparse->type != kTfLiteFloat32) {
+    return kTfLiteOk;
+  }
+  std::string error;
+  if (CheckSparseFloatTensor(*sparse, &error) != SparseProblem::kMalformed) return kTfLiteOk;
+  context->ReportError(context,
+                       "cocopie delegate: DENSIFY node %d reads a malformed sparse "
+                       "tensor %d (%s); the model cannot run",
+                       node_index, source, error.c_str());
+  return kTfLiteError;
+}
+
+TfLiteStatus DelegatePrepareUnguarded(TfLiteContext* context, TfLiteDelegate* delegate) {
   DelegateState* state = DelegateState::From(delegate);
+  // Another interpreter sharing this delegate may be prepared at the same
+  // time; the kernels built below take their own reference to this LR.
+  std::lock_guard<std::mutex> lock(state->mutex());
+  state->ResetLr();
   state->set_claimed_nodes(0);
   state->node_tunings().clear();
   if (!LoadLr(context, state)) return kTfLiteOk;
 
   TfLiteIntArray* plan = nullptr;
   if (context->GetExecutionPlan(context, &plan) != kTfLiteOk) return kTfLiteError;
+  if (UndoEarlierDelegation(context, delegate, plan) != kTfLiteOk) return kTfLiteError;
   // Compact files feed pattern convolutions through DENSIFY nodes of sparse
   // constants (converter/compact.py). Such a node is claimed together with
   // its convolution when the convolution is its only consumer, so the dense
@@ -109,6 +150,9 @@ TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
         node->inputs != nullptr && node->inputs->size == 1 &&
         node->outputs != nullptr && node->outputs->size == 1) {
       densify_of_tensor[node->outputs->data[0]] = plan->data[i];
+      if (CheckDensifySource(context, plan->data[i], node) != kTfLiteOk) {
+        return kTfLiteError;
+      }
     }
   }
   state->sparse_filters().clear();
@@ -200,6 +244,11 @@ TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
       context, PartitionKernelRegistration(), nodes, delegate);
 }
 
+TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
+  return GuardStatus(context, "Prepare",
+                     [&] { return DelegatePrepareUnguarded(context, delegate); });
+}
+
 }  // namespace
 }  // namespace cocopie
 
@@ -223,14 +272,19 @@ TfLiteDelegate* CocopieDelegateCreate(const CocopieDelegateOptions* options) {
       chosen.tuning > kCocopieTuningRetune) {
     return nullptr;
   }
-  auto* state = new (std::nothrow) cocopie::DelegateState(chosen);
-  if (state == nullptr) return nullptr;
-  state->delegate()->Prepare = cocopie::DelegatePrepare;
-  return state->delegate();
+  return cocopie::GuardValue<TfLiteDelegate*>(nullptr, [&]() -> TfLiteDelegate* {
+    auto* state = new cocopie::DelegateState(chosen);
+    state->delegate()->Prepare = cocopie::DelegatePrepare;
+    return state->delegate();
+  });
 }
 
 void CocopieDelegateDelete(TfLiteDelegate* delegate) {
-  if (delegate != nullptr) delete cocopie::DelegateState::From(delegate);
+  if (delegate == nullptr) return;
+  cocopie::GuardValue(0, [&] {
+    delete cocopie::DelegateState::From(delegate);
+    return 0;
+  });
 }
 
 int CocopieDelegateClaimedNodes(const TfLiteDelegate* delegate) {

@@ -3,6 +3,7 @@
 #include "delegate/cocopie_delegate.h"
 
 #include <cfloat>
+#include <cstdint>
 #include <sstream>
 #include <vector>
 
@@ -38,7 +39,52 @@ std::string FindPatternViolation(const LrLayer& layer, const float* filter) {
   return "";
 }
 
+// Empty unless the node's geometry on the input's current shape needs a
+// padded copy far larger than the image (a huge dilation): the stock kernels
+// run that better than our scalar fallback. A shape ComputeConvGeometry
+// refuses is reported when the partition is prepared, as before.
+std::string CheckPaddedCopy(const TfLiteConvParams& params, const LrLayer& layer,
+                            const TfLiteIntArray* input_dims) {
+  ConvGeometry g;
+  g.batch = input_dims->data[0];
+  g.in_h = input_dims->data[1];
+  g.in_w = input_dims->data[2];
+  g.in_c = layer.in_channels;
+  g.out_c = layer.out_channels;
+  g.kernel_h = layer.kernel_h;
+  g.kernel_w = layer.kernel_w;
+  g.stride_h = params.stride_height;
+  g.stride_w = params.stride_width;
+  g.dilation_h = params.dilation_height_factor;
+  g.dilation_w = params.dilation_width_factor;
+  std::string unused;
+  const Padding padding =
+      params.padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
+  if (!ComputeConvGeometry(padding, &g, &unused) || PaddedCopyFits(g)) return "";
+  return "dilation " + std::to_string(g.dilation_h) + "x" + std::to_string(g.dilation_w) +
+         " on a " + std::to_string(g.in_h) + "x" + std::to_string(g.in_w) +
+         " input would need a padded copy of " +
+         std::to_string(PaddedCopyFloats(g) * sizeof(float) >> 20) + " MiB";
+}
+
 }  // namespace
+
+std::string CheckStrideAndSpan(int stride_h, int stride_w, int dilation_h,
+                               int dilation_w, int kernel_h, int kernel_w) {
+  if (stride_h > kMaxConvSpan || stride_w > kMaxConvSpan) {
+    return "stride " + std::to_string(stride_h) + "x" + std::to_string(stride_w) +
+           " exceeds " + std::to_string(kMaxConvSpan);
+  }
+  const int64_t span_h = int64_t{kernel_h - 1} * dilation_h + 1;
+  const int64_t span_w = int64_t{kernel_w - 1} * dilation_w + 1;
+  if (span_h > kMaxConvSpan || span_w > kMaxConvSpan) {
+    return "kernel " + std::to_string(kernel_h) + "x" + std::to_string(kernel_w) +
+           " with dilation " + std::to_string(dilation_h) + "x" +
+           std::to_string(dilation_w) + " spans " + std::to_string(span_h) + "x" +
+           std::to_string(span_w) + " pixels, more than " + std::to_string(kMaxConvSpan);
+  }
+  return "";
+}
 
 bool ActivationRange(TfLiteFusedActivation act, float* lo, float* hi) {
   switch (act) {
@@ -143,6 +189,10 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
       params->dilation_width_factor < 1 || params->dilation_height_factor < 1) {
     return "invalid stride or dilation";
   }
+  const std::string span = CheckStrideAndSpan(
+      params->stride_height, params->stride_width, params->dilation_height_factor,
+      params->dilation_width_factor, layer.kernel_h, layer.kernel_w);
+  if (!span.empty()) return span;
   const TfLiteTensor* input = ContextTensor(context, node->inputs->data[0]);
   const TfLiteTensor* filter = ContextTensor(context, node->inputs->data[1]);
   const TfLiteTensor* output = ContextTensor(context, node->outputs->data[0]);
@@ -185,6 +235,8 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
   }
   const std::string bias_problem = CheckBias(context, node, layer.out_channels);
   if (!bias_problem.empty()) return bias_problem;
+  const std::string copy_problem = CheckPaddedCopy(*params, layer, input->dims);
+  if (!copy_problem.empty()) return copy_problem;
   return FindPatternViolation(layer, filter_values);
 }
 

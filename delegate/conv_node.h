@@ -39,9 +39,17 @@ std::string ResolveFilterValues(const TfLiteTensor* filter,
                                 const TfLiteTensor* sparse_filter,
                                 std::vector<float>* storage, const float** values);
 
+// Empty when a convolution of these strides, dilations and kernel size is
+// within the delegate's bounds (kMaxConvSpan, pattern_conv.h); otherwise why
+// not. Computed in 64 bits: the file may hold any int.
+std::string CheckStrideAndSpan(int stride_h, int stride_w, int dilation_h,
+                               int dilation_w, int kernel_h, int kernel_w);
+
 // Empty when `node` is a float32 CONV_2D that `layer` describes and whose
 // constant weights obey the layer's patterns exactly (every pruned weight is
-// zero); otherwise the reason it must stay with the stock kernels.
+// zero), and whose geometry the SIMD kernels can run on the current input
+// shape without a padded copy far larger than the image (PaddedCopyFits);
+// otherwise the reason it must stay with the stock kernels.
 // `sparse_filter` is the sparse constant a DENSIFY node expands into the
 // node's filter (converter/compact.py), or null for a constant filter.
 std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,

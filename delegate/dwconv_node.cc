@@ -57,6 +57,9 @@ std::string CheckDepthwiseNode(TfLiteContext* context, const TfLiteNode* node,
   if (params->dilation_width_factor != 1 || params->dilation_height_factor != 1) {
     return "dilated depthwise convolutions are not delegated";
   }
+  const std::string span = CheckStrideAndSpan(params->stride_height, params->stride_width,
+                                              1, 1, layer.kernel_h, layer.kernel_w);
+  if (!span.empty()) return span;
   // The schema's default is 0; TFLite derives the multiplier from the shapes
   // (checked below), so anything else is a file we do not understand.
   if (params->depth_multiplier != 0 && params->depth_multiplier != 1) {

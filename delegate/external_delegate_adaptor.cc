@@ -18,6 +18,7 @@
 #include <cstring>
 #include <string>
 
+#include "delegate/c_boundary.h"
 #include "delegate/cocopie_delegate.h"
 
 namespace {
@@ -88,13 +89,11 @@ std::string ApplyOption(const char* key, const char* value,
   return "";
 }
 
-}  // namespace
-
-extern "C" {
-
-COCOPIE_EXPORT TfLiteDelegate* tflite_plugin_create_delegate(
-    char** options_keys, char** options_values, size_t num_options,
-    void (*report_error)(const char*)) {
+// The options applied, then the delegate; null on a bad option, which is
+// reported (*reported set).
+TfLiteDelegate* CreateDelegate(char** options_keys, char** options_values,
+                               size_t num_options, void (*report_error)(const char*),
+                               bool* reported) {
   CocopieDelegateOptions options = CocopieDelegateOptionsDefault();
   options.tuning = kCocopieTuningCache;
   options.tuning_cache = nullptr;
@@ -104,18 +103,34 @@ COCOPIE_EXPORT TfLiteDelegate* tflite_plugin_create_delegate(
     if (!error.empty()) {
       const std::string message = "cocopie delegate: " + error;
       if (report_error != nullptr) report_error(message.c_str());
+      *reported = true;
       return nullptr;
     }
   }
-  TfLiteDelegate* delegate = CocopieDelegateCreate(&options);
-  if (delegate == nullptr && report_error != nullptr) {
+  return CocopieDelegateCreate(&options);
+}
+
+}  // namespace
+
+extern "C" {
+
+COCOPIE_EXPORT TfLiteDelegate* tflite_plugin_create_delegate(
+    char** options_keys, char** options_values, size_t num_options,
+    void (*report_error)(const char*)) {
+  // No exception may unwind into the host (c_boundary.h).
+  bool reported = false;
+  TfLiteDelegate* delegate = cocopie::GuardValue<TfLiteDelegate*>(nullptr, [&] {
+    return CreateDelegate(options_keys, options_values, num_options, report_error,
+                          &reported);
+  });
+  if (delegate == nullptr && !reported && report_error != nullptr) {
     report_error("cocopie delegate: could not create the delegate");
   }
   return delegate;
 }
 
 COCOPIE_EXPORT void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate) {
-  CocopieDelegateDelete(delegate);
+  CocopieDelegateDelete(delegate);  // catches what it may throw
 }
 
 }  // extern "C"

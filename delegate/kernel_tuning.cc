@@ -1,9 +1,8 @@
-// Kernel tuning: the tuning-record codec, layer signatures, the CPU identity
-// and the tuning cache (see kernel_tuning.h). The search itself and the hook
-// the partition kernel calls are in kernel_tuning_search.cc.
+// Kernel tuning: the tuning-record codec, layer signatures and the CPU
+// identity (see kernel_tuning.h). The tuning cache's file is handled in
+// tuning_cache.cc; the search itself and the hook the partition kernel calls
+// are in kernel_tuning_search.cc.
 #include "delegate/kernel_tuning.h"
-
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -266,94 +265,15 @@ std::string TuningRecordHex(const std::vector<TuningRecordEntry>& entries) {
   return Hex(EncodeTuningRecord(entries));
 }
 
-namespace {
-
-// Reads `path` into key -> hex; bad lines are counted, not kept.
-bool ReadCacheFile(const std::string& path, std::map<std::string, std::string>* lines,
-                   int* bad_lines) {
-  std::ifstream file(path);
-  if (!file) return false;
-  std::string line;
-  while (std::getline(file, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    const size_t tab = line.find('\t');
-    std::vector<uint8_t> bytes;
-    std::vector<TuningRecordEntry> entries;
-    std::string error;
-    if (tab == std::string::npos || tab == 0 ||
-        !Unhex(line.substr(tab + 1), &bytes) ||
-        !DecodeTuningRecord(bytes.data(), bytes.size(), &entries, &error) ||
-        entries.size() != 1) {
-      ++*bad_lines;
-      continue;
-    }
-    (*lines)[line.substr(0, tab)] = line.substr(tab + 1);
-  }
-  return true;
-}
-
-}  // namespace
-
-void TuningCache::Load(std::vector<std::string>* warnings) {
-  if (loaded_) return;
-  loaded_ = true;
-  if (path_.empty()) return;
-  int bad = 0;
-  ReadCacheFile(path_, &lines_, &bad);  // a missing file is an empty cache
-  if (bad > 0) {
-    warnings->push_back("tuning cache " + path_ + ": ignored " + std::to_string(bad) +
-                        " unreadable line(s)");
-  }
-}
-
-bool TuningCache::Lookup(const std::string& key, KernelTuning* tuning,
-                         std::vector<std::string>* warnings) {
-  Load(warnings);
-  const auto it = lines_.find(key);
-  if (it == lines_.end()) return false;
+bool DecodeTuningRecordHex(const std::string& hex, std::vector<TuningRecordEntry>* entries,
+                           std::string* error) {
   std::vector<uint8_t> bytes;
-  std::vector<TuningRecordEntry> entries;
-  std::string error;
-  if (!Unhex(it->second, &bytes) ||
-      !DecodeTuningRecord(bytes.data(), bytes.size(), &entries, &error)) {
+  if (!Unhex(hex, &bytes)) {
+    entries->clear();
+    *error = "not hexadecimal";
     return false;
   }
-  *tuning = entries[0].tuning;
-  return true;
-}
-
-void TuningCache::Store(const std::string& key, const KernelTuning& tuning, int threads,
-                        std::vector<std::string>* warnings) {
-  Load(warnings);
-  TuningRecordEntry entry;
-  entry.target = PatternConvSimdTarget();
-  entry.tuning = tuning;
-  entry.threads = threads;
-  lines_[key] = TuningRecordHex({entry});
-  if (path_.empty()) return;
-  // Keep what other processes wrote since we loaded; ours wins on a tie.
-  std::map<std::string, std::string> merged;
-  int bad = 0;
-  ReadCacheFile(path_, &merged, &bad);
-  for (const auto& line : lines_) merged[line.first] = line.second;
-  const std::string temporary = path_ + ".tmp" + std::to_string(getpid());
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << "# cocopie kernel tuning cache v1: <layer signature|cpu|threads>\t"
-           "<tuning record hex>\n";
-    for (const auto& line : merged) out << line.first << '\t' << line.second << '\n';
-    if (!out) {
-      warnings->push_back("cannot write the tuning cache " + path_ +
-                          "; keeping tunings in memory");
-      std::remove(temporary.c_str());
-      return;
-    }
-  }
-  if (std::rename(temporary.c_str(), path_.c_str()) != 0) {
-    warnings->push_back("cannot replace the tuning cache " + path_ +
-                        "; keeping tunings in memory");
-    std::remove(temporary.c_str());
-  }
+  return DecodeTuningRecord(bytes.data(), bytes.size(), entries, error);
 }
 
 }  // namespace cocopie

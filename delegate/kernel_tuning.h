@@ -47,6 +47,7 @@ namespace cocopie {
 
 class DelegateState;
 struct ConvStep;
+struct LayerwiseRepresentation;
 
 enum class KernelKind : uint8_t { kRows = 0, kBlock = 1 };
 
@@ -93,10 +94,30 @@ std::string LayerSignature(const ConvGeometry& g, const PackedPatternWeights& w)
 // This CPU, for cache keys: the SIMD target and the CPU's model name.
 std::string CpuIdentity();
 
+// The record encoded as hex, decoded and checked (cache files).
+bool DecodeTuningRecordHex(const std::string& hex, std::vector<TuningRecordEntry>* entries,
+                           std::string* error);
+
 // Tuned choices by key (signature | CPU | threads), optionally backed by a
-// text file: one line per choice, "<key>\t<record hex>", the value a
-// one-entry tuning record. Unreadable lines are skipped; the file is rewritten
-// whole (through a temporary file and rename) after every new entry.
+// text file (tuning_cache.cc): a header line (kTuningCacheHeader), then one
+// line per choice, "<key>\t<record hex>", the value a one-entry tuning
+// record; a later line for a key replaces an earlier one.
+//
+// The path is the user's, so the file is handled with care: it is never
+// followed through a symbolic link, never opened unless it is a regular file
+// (a FIFO, a device, a directory is refused without being opened), read up
+// to kMaxTuningCacheBytes, and never written unless it is a tuning cache (or
+// empty). Any refusal is one message, after which the choices stay in memory
+// only. Writers, in this process or others, take flock() on the file: a new
+// entry is appended under the lock (so entries other processes append, even
+// without the lock, are kept); a new file is written whole to a private
+// temporary file beside it (mkstemp) and linked into place, and a file with
+// unreadable lines or mostly superseded entries is compacted the same way
+// and renamed over the old one. Only that temporary file, removed at once,
+// is ever written beside the cache.
+inline constexpr char kTuningCacheHeader[] = "# cocopie kernel tuning cache v1";
+inline constexpr size_t kMaxTuningCacheBytes = size_t{16} << 20;
+
 class TuningCache {
  public:
   explicit TuningCache(std::string path) : path_(std::move(path)) {}
@@ -110,9 +131,14 @@ class TuningCache {
 
  private:
   void Load(std::vector<std::string>* warnings);
+  // Writes lines_ (with `key` just set) to the file; "" or why it could not.
+  std::string Save(const std::string& key);
+  // Stops using the file, saying why.
+  void GiveUpFile(const std::string& why, std::vector<std::string>* warnings);
 
   std::string path_;
   bool loaded_ = false;
+  bool use_file_ = true;  // false once the file was refused
   std::map<std::string, std::string> lines_;  // key -> record hex
 };
 
@@ -142,6 +168,23 @@ struct TunedCandidate {
 KernelTuning TimeKernelCandidates(const ConvStep& step, pthreadpool_t pool,
                                   bool block_only, std::vector<TunedCandidate>* timings);
 
+// How the search measures a candidate: TimeKernelCandidates times it on the
+// layer's geometry; tests give fixed costs to check which candidate it keeps.
+class CandidateCosts {
+ public:
+  virtual ~CandidateCosts() = default;
+  // Microseconds for one image; 1e300 when the candidate cannot run.
+  virtual double Time(const KernelTuning& tuning) = 0;
+  // True once the layer's time budget is spent: no further candidates.
+  virtual bool OverBudget() const = 0;
+};
+
+// The search of TimeKernelCandidates, measuring with `costs`; every
+// measurement is appended to *timings, the built-in choice first.
+KernelTuning SearchKernelCandidates(const ConvStep& step, bool block_only,
+                                    CandidateCosts* costs,
+                                    std::vector<TunedCandidate>* timings);
+
 // Makes `step` run `tuning`: repacks the weights when the channel block
 // changes, sets the block kernel's params. False (step unchanged) when this
 // CPU cannot run it; *error says why.
@@ -150,8 +193,11 @@ bool ApplyKernelTuning(const KernelTuning& tuning, ConvStep* step, std::string* 
 // The partition kernel calls this for every step once its geometry is known
 // (every Prepare; a step whose layer signature did not change is left as it
 // is). Resolves the choice as described at the top and records it in the
-// delegate's state for CocopieDelegateKernelTunings.
-void TuneConvStep(DelegateState* state, ConvStep* step, pthreadpool_t pool);
+// delegate's state for CocopieDelegateKernelTunings. `lr` is the LR the
+// step's kernel was built from (null: the state's latest). Locks the state:
+// interpreters sharing the delegate may prepare at once.
+void TuneConvStep(DelegateState* state, ConvStep* step, pthreadpool_t pool,
+                  const LayerwiseRepresentation* lr = nullptr);
 
 }  // namespace cocopie
 

@@ -7,8 +7,10 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <sstream>
 
+#include "delegate/c_boundary.h"
 #include "delegate/cocopie_delegate.h"
 #include "delegate/conv_node.h"
 #include "delegate/delegate_state.h"
@@ -33,7 +35,7 @@ double NowMicros() {
 void NoOp(void*, size_t) {}
 
 // Runs every candidate of one layer on one synthetic image.
-class CandidateTimer {
+class CandidateTimer : public CandidateCosts {
  public:
   CandidateTimer(const ConvStep& step, pthreadpool_t pool) : step_(step), pool_(pool) {
     g_ = step.geometry;
@@ -49,10 +51,10 @@ class CandidateTimer {
     started_ = NowMicros();
   }
 
-  bool OverBudget() const { return NowMicros() - started_ > kLayerBudgetMicros; }
+  bool OverBudget() const override { return NowMicros() - started_ > kLayerBudgetMicros; }
 
   // Best time of a few runs after a warm-up run, in microseconds.
-  double Time(const KernelTuning& tuning) {
+  double Time(const KernelTuning& tuning) override {
     if (tuning.kernel == KernelKind::kRows) {
       return BestOf([&] {
         PatternConvSimd(g_, step_.weights, input_.data(), output_.data(), &rows_scratch_, pool_);
@@ -150,15 +152,25 @@ std::string Describe(const KernelTuning& t) {
 KernelTuning TimeKernelCandidates(const ConvStep& step, pthreadpool_t pool,
                                   bool block_only, std::vector<TunedCandidate>* timings) {
   CandidateTimer timer(step, pool);
+  const KernelTuning best = SearchKernelCandidates(step, block_only, &timer, timings);
+  // Let the workers sleep: the runtime's other kernels may run next.
+  pthreadpool_parallelize_1d(pool, NoOp, nullptr, 1, PTHREADPOOL_FLAG_YIELD_WORKERS);
+  return best;
+}
+
+KernelTuning SearchKernelCandidates(const ConvStep& step, bool block_only,
+                                    CandidateCosts* costs,
+                                    std::vector<TunedCandidate>* timings) {
   KernelTuning best = BuiltInTuning(step);
   if (block_only && best.kernel == KernelKind::kRows) {
     best = Resolved(KernelTuning());
   }
-  double best_us = timer.Time(best);
+  const KernelTuning built_in = best;
+  double best_us = costs->Time(best);
   timings->push_back({best, best_us});
   auto consider = [&](const KernelTuning& candidate) {
-    if (candidate == best || timer.OverBudget()) return;
-    const double us = timer.Time(candidate);
+    if (candidate == best || costs->OverBudget()) return;
+    const double us = costs->Time(candidate);
     timings->push_back({candidate, us});
     if (us < best_us * kRequiredGain) {
       best = candidate;
@@ -201,19 +213,16 @@ KernelTuning TimeKernelCandidates(const ConvStep& step, pthreadpool_t pool,
   }
   // Confirm against the built-in choice, timed alternately with the winner so
   // that a busy spell on the machine cannot favour either.
-  const KernelTuning built_in = timings->front().tuning;
   if (!(best == built_in)) {
     double built_in_us = 1e300, winner_us = 1e300;
     for (int round = 0; round < 3; ++round) {
-      built_in_us = std::min(built_in_us, timer.Time(built_in));
-      winner_us = std::min(winner_us, timer.Time(best));
+      built_in_us = std::min(built_in_us, costs->Time(built_in));
+      winner_us = std::min(winner_us, costs->Time(best));
     }
     timings->push_back({built_in, built_in_us});
     timings->push_back({best, winner_us});
     if (!(winner_us < built_in_us * kRequiredGain)) best = built_in;
   }
-  // Let the workers sleep: the runtime's other kernels may run next.
-  pthreadpool_parallelize_1d(pool, NoOp, nullptr, 1, PTHREADPOOL_FLAG_YIELD_WORKERS);
   return best;
 }
 
@@ -242,8 +251,9 @@ bool ApplyKernelTuning(const KernelTuning& requested, ConvStep* step, std::strin
 namespace {
 
 // The LR's entry for this CPU's target, if the layer has a usable one.
-bool TuningFromLr(DelegateState* state, const ConvStep& step, KernelTuning* tuning) {
-  const LrLayer* layer = state->lr().FindByOp(step.node_index);
+bool TuningFromLr(DelegateState* state, const LayerwiseRepresentation& lr,
+                  const ConvStep& step, KernelTuning* tuning) {
+  const LrLayer* layer = lr.FindByOp(step.node_index);
   if (layer == nullptr || layer->tuning.empty()) return false;
   std::vector<TuningRecordEntry> entries;
   std::string error;
@@ -268,7 +278,12 @@ void Report(DelegateState* state, const std::vector<std::string>& warnings) {
 
 }  // namespace
 
-void TuneConvStep(DelegateState* state, ConvStep* step, pthreadpool_t pool) {
+void TuneConvStep(DelegateState* state, ConvStep* step, pthreadpool_t pool,
+                  const LayerwiseRepresentation* lr) {
+  // Held while timing too: an interpreter sharing the delegate then finds
+  // the choice in the cache instead of timing the same layer at once.
+  std::lock_guard<std::mutex> lock(state->mutex());
+  if (lr == nullptr) lr = &state->lr();
   const CocopieDelegateOptions& options = state->options();
   NodeTuning report;
   report.node_index = step->node_index;
@@ -313,7 +328,7 @@ void TuneConvStep(DelegateState* state, ConvStep* step, pthreadpool_t pool) {
   };
   if (mode != kCocopieTuningRetune) {
     KernelTuning t;
-    if (TuningFromLr(state, *step, &t) && usable(t, "LR")) {
+    if (TuningFromLr(state, *lr, *step, &t) && usable(t, "LR")) {
       finish("lr", t);
       return;
     }
@@ -356,15 +371,13 @@ void TuneConvStep(DelegateState* state, ConvStep* step, pthreadpool_t pool) {
   }
 }
 
-}  // namespace cocopie
-
-extern "C" {
-
-const char* CocopieDelegateKernelTunings(TfLiteDelegate* delegate) {
+// The JSON report behind CocopieDelegateKernelTunings (unguarded).
+const char* KernelTuningsReport(TfLiteDelegate* delegate) {
   using cocopie::BlockLoopOrder;
   using cocopie::KernelKind;
   if (delegate == nullptr) return nullptr;
   cocopie::DelegateState* state = cocopie::DelegateState::From(delegate);
+  std::lock_guard<std::mutex> lock(state->mutex());
   std::ostringstream s;
   s << "[";
   bool first = true;
@@ -402,6 +415,15 @@ const char* CocopieDelegateKernelTunings(TfLiteDelegate* delegate) {
   s << "\n]";
   state->tuning_report() = s.str();
   return state->tuning_report().c_str();
+}
+
+}  // namespace cocopie
+
+extern "C" {
+
+const char* CocopieDelegateKernelTunings(TfLiteDelegate* delegate) {
+  return cocopie::GuardValue<const char*>(
+      nullptr, [&] { return cocopie::KernelTuningsReport(delegate); });
 }
 
 }  // extern "C"

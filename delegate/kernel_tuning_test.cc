@@ -290,7 +290,8 @@ TEST(TuningCache, PersistsAndSkipsGarbage) {
   const std::string path = TempPath("cache.txt");
   {
     std::ofstream out(path);
-    out << "# comment\nno tab here\nkey-bad\tzz\nkey-short\t0101\n";
+    // A cache file (its header first) holding three unreadable lines.
+    out << kTuningCacheHeader << "\n# comment\nno tab here\nkey-bad\tzz\nkey-short\t0101\n";
   }
   KernelTuning t = BlockEntry("x", PreferredChannelBlock(), 4).tuning;
   std::vector<std::string> warnings;

@@ -1,5 +1,6 @@
 #include "delegate/lr_format.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace cocopie {
@@ -34,6 +35,10 @@ class Reader {
   size_t size_;
   size_t pos_ = 0;
 };
+
+// Bytes of the smallest layer: its fixed fields, one pattern mask and one
+// pattern id.
+constexpr size_t kMinLayerBytes = 4 + 4 + 4 + 2 + 2 + 4 + 2 + 2 + 2 + 2 + 4 + 1;
 
 int PopCount(uint32_t x) { return __builtin_popcount(x); }
 
@@ -82,6 +87,9 @@ bool ParseLayer(Reader* reader, uint32_t index, LrLayer* layer,
   layer->kernel_h = kh;
   layer->kernel_w = kw;
   layer->entries_per_pattern = entries;
+  if (reader->remaining() < sizeof(uint32_t) * num_patterns) {
+    return Fail(error, where + "truncated patterns");
+  }
   layer->pattern_masks.resize(num_patterns);
   const uint32_t valid_bits =
       cells == 32 ? 0xFFFFFFFFu : ((1u << cells) - 1u);
@@ -122,15 +130,46 @@ bool ParseLayer(Reader* reader, uint32_t index, LrLayer* layer,
 }  // namespace
 
 const LrLayer* LayerwiseRepresentation::FindByOp(int op_index) const {
+  if (op_index < 0) return nullptr;
+  const uint32_t op = static_cast<uint32_t>(op_index);
+  if (by_op_.size() == layers.size()) {
+    auto it = std::lower_bound(by_op_.begin(), by_op_.end(),
+                               std::make_pair(op, uint32_t{0}));
+    if (it != by_op_.end() && it->first == op && it->second < layers.size() &&
+        layers[it->second].op_index == op) {
+      return &layers[it->second];
+    }
+    if (it == by_op_.end() || it->first != op) return nullptr;
+    // An entry that no longer matches its layer: the layers changed after
+    // Reindex; scan them instead.
+  }
   for (const LrLayer& layer : layers) {
-    if (static_cast<int64_t>(layer.op_index) == op_index) return &layer;
+    if (layer.op_index == op) return &layer;
   }
   return nullptr;
+}
+
+bool LayerwiseRepresentation::Reindex(uint32_t* duplicate) {
+  by_op_.clear();
+  by_op_.reserve(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    by_op_.emplace_back(layers[i].op_index, static_cast<uint32_t>(i));
+  }
+  std::sort(by_op_.begin(), by_op_.end());
+  for (size_t i = 1; i < by_op_.size(); ++i) {
+    if (by_op_[i].first == by_op_[i - 1].first) {
+      if (duplicate != nullptr) *duplicate = by_op_[i].first;
+      by_op_.clear();
+      return false;
+    }
+  }
+  return true;
 }
 
 bool ParseLayerwiseRepresentation(const uint8_t* data, size_t size,
                                   LayerwiseRepresentation* out,
                                   std::string* error) {
+  *out = LayerwiseRepresentation();
   if (data == nullptr) return Fail(error, "LR buffer is null");
   Reader reader(data, size);
   const uint8_t* magic;
@@ -149,21 +188,22 @@ bool ParseLayerwiseRepresentation(const uint8_t* data, size_t size,
   if (num_layers > kMaxLrLayers) {
     return Fail(error, "LR claims " + std::to_string(num_layers) + " layers");
   }
+  if (reader.remaining() / kMinLayerBytes < num_layers) {
+    return Fail(error, "LR claims " + std::to_string(num_layers) + " layers but holds " +
+                           std::to_string(reader.remaining()) + " bytes for them");
+  }
   out->layers.clear();
   out->layers.resize(num_layers);
   for (uint32_t i = 0; i < num_layers; ++i) {
     if (!ParseLayer(&reader, i, &out->layers[i], error)) return false;
-    for (uint32_t j = 0; j < i; ++j) {
-      if (out->layers[j].op_index == out->layers[i].op_index) {
-        return Fail(error, "LR describes operator " +
-                               std::to_string(out->layers[i].op_index) +
-                               " twice");
-      }
-    }
   }
   if (reader.remaining() != 0) {
     return Fail(error, "LR has " + std::to_string(reader.remaining()) +
                            " trailing bytes");
+  }
+  uint32_t duplicate = 0;
+  if (!out->Reindex(&duplicate)) {
+    return Fail(error, "LR describes operator " + std::to_string(duplicate) + " twice");
   }
   return true;
 }

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cocopie {
@@ -33,6 +34,8 @@ inline constexpr char kLrMetadataName[] = "cocopie_lr";
 inline constexpr uint32_t kLrVersion = 2;
 inline constexpr uint8_t kRemovedKernel = 0xFF;
 // Upper bounds that keep a hostile file from asking for absurd allocations.
+// Counts are also checked against the bytes that follow them before anything
+// is allocated for them: an LR cannot describe more than it holds.
 inline constexpr uint32_t kMaxLrLayers = 1u << 16;
 inline constexpr uint32_t kMaxChannels = 1u << 16;
 inline constexpr uint32_t kMaxKernelCells = 32;  // pattern masks are 32-bit
@@ -61,8 +64,18 @@ struct LayerwiseRepresentation {
   uint32_t version = 0;
   std::vector<LrLayer> layers;
 
-  // The layer describing operator `op_index`, or nullptr.
+  // The layer describing operator `op_index`, or nullptr: a binary search
+  // once Reindex() has seen the current layers, a scan otherwise.
   const LrLayer* FindByOp(int op_index) const;
+
+  // Sorts an index of the layers by operator (the parser calls it); false,
+  // leaving no index, when two layers describe the same operator, with
+  // *duplicate set to it. Call it again after changing the layers' operators
+  // (layers added since are found by a scan until then).
+  bool Reindex(uint32_t* duplicate = nullptr);
+
+ private:
+  std::vector<std::pair<uint32_t, uint32_t>> by_op_;  // (op_index, layer)
 };
 
 // Parses and validates `size` bytes at `data`. On failure returns false and

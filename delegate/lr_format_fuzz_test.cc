@@ -19,7 +19,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> bytes(data, data + size);
   cocopie::LayerwiseRepresentation lr;
   std::string error;
-  if (cocopie::ParseLayerwiseRepresentation(bytes.data(), bytes.size(), &lr, &error)) {
+  const bool parsed =
+      cocopie::ParseLayerwiseRepresentation(bytes.data(), bytes.size(), &lr, &error);
+  // Parsed or not, no more layers were allocated than the bytes can hold
+  // (33 bytes for the smallest layer): counts are checked before trusted.
+  if (lr.layers.capacity() > size / 33) __builtin_trap();
+  if (parsed) {
     // Whatever parses must be internally consistent.
     for (const cocopie::LrLayer& layer : lr.layers) {
       if (layer.out_group < 1 || layer.out_group > layer.out_channels) __builtin_trap();
@@ -45,6 +50,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 
 #ifndef COCOPIE_LIBFUZZER
+#include <ctime>
+
 #include "gtest/gtest.h"
 
 namespace {
@@ -100,6 +107,42 @@ TEST(LrFormatFuzz, BoundedMutationRun) {
     }
     LLVMFuzzerTestOneInput(bytes.data(), bytes.size());
   }
+}
+
+// Byte offsets of the count fields of the header and of the first layer.
+constexpr size_t kLayerCountOffset = 8;
+constexpr size_t kFirstLayer = 12;
+constexpr size_t kCountFields[] = {
+    kLayerCountOffset,
+    kFirstLayer + 8,   // out_channels (u32)
+    kFirstLayer + 16,  // in_channels (u32)
+    kFirstLayer + 20,  // num_patterns (u16)
+    kFirstLayer + 24,  // out_group (u16)
+    kFirstLayer + 26,  // tuning_bytes (u16)
+};
+
+// "Lying" LRs: one count field of a valid LR replaced by a large or extreme
+// value. Each must be refused (or accepted, when the bytes still add up)
+// quickly and without allocating for what is not there.
+TEST(LrFormatFuzz, LyingCountsRun) {
+  std::mt19937 rng(20261207);
+  const uint32_t extremes[] = {0xFFFFFFFFu, 0x80000000u, cocopie::kMaxLrLayers,
+                               cocopie::kMaxLrLayers + 1, 0xFFFFu, 0x7FFFu, 255, 254};
+  const std::clock_t start = std::clock();  // CPU time: the machine may be busy
+  for (int iteration = 0; iteration < 5000; ++iteration) {
+    std::vector<uint8_t> bytes = RandomLr(&rng);
+    const size_t field = kCountFields[rng() % (sizeof(kCountFields) / sizeof(size_t))];
+    if (field + 4 > bytes.size()) continue;
+    const uint32_t value = rng() % 2 ? extremes[rng() % 8] : static_cast<uint32_t>(rng());
+    const bool wide = field == kLayerCountOffset || field == kFirstLayer + 8 ||
+                      field == kFirstLayer + 16;
+    for (size_t i = 0; i < (wide ? 4u : 2u); ++i) {
+      bytes[field + i] = static_cast<uint8_t>(value >> (8 * i));
+    }
+    LLVMFuzzerTestOneInput(bytes.data(), bytes.size());
+  }
+  const double seconds = static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC;
+  EXPECT_LT(seconds, 10.0);  // well under 0.1 s under ASan
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "delegate/lr_format.h"
 
+#include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -174,6 +176,84 @@ TEST(LrFormat, NullBufferIsAnError) {
   LayerwiseRepresentation lr;
   std::string error;
   EXPECT_FALSE(ParseLayerwiseRepresentation(nullptr, 0, &lr, &error));
+}
+
+// An LR cannot describe more layers than its bytes hold: 65,536 layers
+// from a 12-byte header are refused before anything is allocated for them.
+TEST(LrFormat, LayerCountBeyondItsBytesIsRefusedBeforeAllocating) {
+  const std::vector<uint8_t> bytes = LrBuilder().Header(kLrVersion, kMaxLrLayers).bytes();
+  ASSERT_EQ(bytes.size(), 12u);
+  LayerwiseRepresentation lr;
+  std::string error;
+  EXPECT_FALSE(Parse(bytes, &lr, &error));
+  EXPECT_NE(error.find("claims 65536 layers but holds 0 bytes"), std::string::npos) << error;
+  EXPECT_EQ(lr.layers.capacity(), 0u);
+}
+
+// The largest LR the parser accepts, one minimal layer per operator: linear
+// work, with duplicates still found and every layer reachable.
+std::vector<uint8_t> MinimalLayers(uint32_t count, uint32_t last_op) {
+  LrBuilder b;
+  b.Header(kLrVersion, count);
+  for (uint32_t i = 0; i < count; ++i) {
+    // Operators in a scrambled order, so that the index must sort them.
+    const uint32_t op = i + 1 == count ? last_op : (i * 40503u) % count;
+    b.Layer(op, i, 1, 1, 1, 1, {1u}, 1, {0});
+  }
+  return b.bytes();
+}
+
+// Best of three parses of `bytes`, in seconds of CPU time (the machine may
+// be busy; an emulator may be slow, but equally so for every size).
+double ParseSeconds(const std::vector<uint8_t>& bytes, LayerwiseRepresentation* lr) {
+  double best = 1e9;
+  for (int run = 0; run < 3; ++run) {
+    std::string error;
+    const std::clock_t start = std::clock();
+    EXPECT_TRUE(Parse(bytes, lr, &error)) << error;
+    best = std::min(best, static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC);
+  }
+  return best;
+}
+
+TEST(LrFormat, LargestLrParsesInLinearTime) {
+  const uint32_t count = kMaxLrLayers;
+  LayerwiseRepresentation lr;
+  const double eighth = ParseSeconds(
+      MinimalLayers(count / 8, ((count / 8 - 1) * 40503u) % (count / 8)), &lr);
+  const std::vector<uint8_t> bytes = MinimalLayers(count, ((count - 1) * 40503u) % count);
+  const double all = ParseSeconds(bytes, &lr);
+  // 8 times the layers: about 8 times the time when parsing is linear;
+  // comparing every pair of layers takes 64 times as long (2.3 s at 65,536
+  // layers, 17 s under ASan).
+  EXPECT_LT(all, 24 * std::max(eighth, 1e-3)) << all << " s vs " << eighth << " s";
+  std::string error;
+  for (uint32_t op : {0u, 1u, 12345u, count - 1}) {
+    const LrLayer* layer = lr.FindByOp(static_cast<int>(op));
+    ASSERT_NE(layer, nullptr) << op;
+    EXPECT_EQ(layer->op_index, op);
+  }
+  EXPECT_EQ(lr.FindByOp(static_cast<int>(count)), nullptr);
+  EXPECT_EQ(lr.FindByOp(-1), nullptr);
+
+  // The last layer repeats the first one's operator.
+  const std::vector<uint8_t> twice = MinimalLayers(count, 0);
+  EXPECT_FALSE(Parse(twice, &lr, &error));
+  EXPECT_NE(error.find("describes operator 0 twice"), std::string::npos) << error;
+}
+
+TEST(LrFormat, FindByOpSeesLayersAddedAfterParsing) {
+  LayerwiseRepresentation lr;
+  std::string error;
+  ASSERT_TRUE(Parse(ValidLr(), &lr, &error)) << error;
+  lr.layers.push_back(lr.layers[0]);
+  lr.layers.back().op_index = 42;
+  ASSERT_NE(lr.FindByOp(42), nullptr);
+  lr.layers[0].op_index = 7;  // changed in place: found by the scan
+  ASSERT_NE(lr.FindByOp(7), nullptr);
+  ASSERT_TRUE(lr.Reindex());
+  EXPECT_EQ(lr.FindByOp(7), &lr.layers[0]);
+  EXPECT_EQ(lr.FindByOp(0), nullptr);
 }
 
 }  // namespace

@@ -202,6 +202,7 @@ bool LrFromModelWeights(TfLiteContext* context, LayerwiseRepresentation* lr,
       const TfLiteTensor* sparse = ContextTensor(context, source->second);
       std::string error;
       if (sparse == nullptr || !IsConstantTensor(sparse) ||
+          !SameDims(sparse->dims, filter->dims) ||
           !DensifyFloatTensor(*sparse, &expanded, &error) ||
           expanded.size() != static_cast<size_t>(d[0]) * d[1] * d[2] * d[3]) {
         continue;
@@ -228,6 +229,7 @@ bool LrFromModelWeights(TfLiteContext* context, LayerwiseRepresentation* lr,
     layer.filter_tensor = static_cast<uint32_t>(filter_index);
     lr->layers.push_back(std::move(layer));
   }
+  lr->Reindex();  // node indices are distinct
   *summary = "patterns derived from the weights of " +
              std::to_string(lr->layers.size()) + " of " +
              std::to_string(convs) + " CONV_2D nodes";

@@ -3,9 +3,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <new>
 #include <vector>
 
+#include "delegate/c_boundary.h"
 #include "delegate/conv_node.h"
 #include "delegate/delegate_state.h"
 #include "delegate/dwconv_node.h"
@@ -24,7 +26,7 @@ struct InternalTensor {
 class PartitionKernel {
  public:
   PartitionKernel(TfLiteContext* context, const TfLiteDelegateParams& params)
-      : state_(DelegateState::From(params.delegate)) {
+      : state_(DelegateState::From(params.delegate)), lr_(state_->shared_lr()) {
     for (int i = 0; i < params.output_tensors->size; ++i) {
       partition_outputs_.push_back(params.output_tensors->data[i]);
     }
@@ -49,7 +51,7 @@ class PartitionKernel {
         continue;
       }
       // Claimed nodes were checked against the LR in DelegatePrepare.
-      const LrLayer* layer = state_->lr().FindByOp(node_index);
+      const LrLayer* layer = lr_->FindByOp(node_index);
       const int sparse = state_->SparseFilterOf(node_index);
       const TfLiteTensor* sparse_filter =
           sparse >= 0 ? ContextTensor(context, sparse) : nullptr;
@@ -95,9 +97,10 @@ class PartitionKernel {
       }
       if (status != kTfLiteOk) return status;
     }
-    pool_ = state_->ThreadPool(context);
+    pool_owner_ = state_->ThreadPool(context);
+    pool_ = pool_owner_.get();
     // Kernel tuning needs the geometry just computed (kernel_tuning.h).
-    for (ConvStep& step : steps_) TuneConvStep(state_, &step, pool_);
+    for (ConvStep& step : steps_) TuneConvStep(state_, &step, pool_, lr_.get());
     return kTfLiteOk;
   }
 
@@ -272,6 +275,9 @@ class PartitionKernel {
   }
 
   DelegateState* state_;
+  // The LR this partition was built from: the delegate's may be replaced
+  // by another interpreter's Prepare (delegate_state.h).
+  std::shared_ptr<const LayerwiseRepresentation> lr_;
   std::vector<int> partition_outputs_;
   std::vector<int> unused_outputs_;  // dense filters no one reads
   std::vector<StepRef> order_;
@@ -279,25 +285,41 @@ class PartitionKernel {
   std::vector<DepthwiseStep> dw_steps_;
   std::vector<SimpleOpStep> simple_steps_;
   std::map<int, InternalTensor> internal_;
+  // Kept while this kernel lives, so that no other Prepare can free it.
+  SharedThreadPool pool_owner_;
   pthreadpool_t pool_ = nullptr;
 };
 
+// The runtime's entry points: no exception may unwind into it (c_boundary.h).
 void* Init(TfLiteContext* context, const char* buffer, size_t) {
   const auto* params = reinterpret_cast<const TfLiteDelegateParams*>(buffer);
-  return new (std::nothrow) PartitionKernel(context, *params);
+  void* kernel = GuardValue<void*>(nullptr, [&]() -> void* {
+    return new PartitionKernel(context, *params);
+  });
+  // Prepare then fails on the null kernel; say why here.
+  if (kernel == nullptr) ReportFailure(context, "Init", "could not build the kernel");
+  return kernel;
 }
 
 void Free(TfLiteContext*, void* kernel) {
-  delete static_cast<PartitionKernel*>(kernel);
+  GuardValue(0, [&] {
+    delete static_cast<PartitionKernel*>(kernel);
+    return 0;
+  });
 }
 
 TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   if (node->user_data == nullptr) return kTfLiteError;
-  return static_cast<PartitionKernel*>(node->user_data)->Prepare(context);
+  return GuardStatus(context, "Prepare", [&] {
+    return static_cast<PartitionKernel*>(node->user_data)->Prepare(context);
+  });
 }
 
 TfLiteStatus Invoke(TfLiteContext* context, TfLiteNode* node) {
-  return static_cast<PartitionKernel*>(node->user_data)->Invoke(context);
+  if (node->user_data == nullptr) return kTfLiteError;
+  return GuardStatus(context, "Invoke", [&] {
+    return static_cast<PartitionKernel*>(node->user_data)->Invoke(context);
+  });
 }
 
 }  // namespace

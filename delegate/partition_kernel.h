@@ -1,4 +1,5 @@
-// The kernel that replaces one connected group of claimed CONV_2D nodes.
+// The kernel that replaces one connected group of claimed nodes: (depthwise) convs,
+// their DENSIFY inputs, and the ADD / MAX_POOL_2D / PAD between them.
 #ifndef COCOPIE_DELEGATE_PARTITION_KERNEL_H_
 #define COCOPIE_DELEGATE_PARTITION_KERNEL_H_
 

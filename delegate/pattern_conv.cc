@@ -2,30 +2,74 @@
 
 #include <algorithm>
 #include <cassert>
+#include <limits>
 
 namespace cocopie {
 
+namespace {
+
+// Output size along one axis by TFLite's rules; 0 when empty.
+int64_t OutputSize(Padding padding, int64_t in, int64_t stride, int64_t extent) {
+  if (padding == Padding::kSame) return (in + stride - 1) / stride;
+  return in >= extent ? (in - extent) / stride + 1 : 0;
+}
+
+}  // namespace
+
 bool ComputeConvGeometry(Padding padding, ConvGeometry* g, std::string* error) {
-  const int eff_h = (g->kernel_h - 1) * g->dilation_h + 1;
-  const int eff_w = (g->kernel_w - 1) * g->dilation_w + 1;
-  if (padding == Padding::kSame) {
-    g->out_h = (g->in_h + g->stride_h - 1) / g->stride_h;
-    g->out_w = (g->in_w + g->stride_w - 1) / g->stride_w;
-  } else {
-    g->out_h = g->in_h >= eff_h ? (g->in_h - eff_h) / g->stride_h + 1 : 0;
-    g->out_w = g->in_w >= eff_w ? (g->in_w - eff_w) / g->stride_w + 1 : 0;
+  constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+  if (g->batch < 0 || g->in_h < 1 || g->in_w < 1 || g->stride_h < 1 ||
+      g->stride_w < 1 || g->dilation_h < 1 || g->dilation_w < 1 || g->kernel_h < 1 ||
+      g->kernel_w < 1) {
+    *error = "input " + std::to_string(g->in_h) + "x" + std::to_string(g->in_w) +
+             " or the kernel's parameters are not positive";
+    return false;
   }
-  if (g->out_h <= 0 || g->out_w <= 0) {
+  // Every product below stays far inside int64: each factor is below 2^31.
+  const int64_t eff_h = int64_t{g->kernel_h - 1} * g->dilation_h + 1;
+  const int64_t eff_w = int64_t{g->kernel_w - 1} * g->dilation_w + 1;
+  const int64_t out_h = OutputSize(padding, g->in_h, g->stride_h, eff_h);
+  const int64_t out_w = OutputSize(padding, g->in_w, g->stride_w, eff_w);
+  if (out_h <= 0 || out_w <= 0) {
     *error = "input " + std::to_string(g->in_h) + "x" + std::to_string(g->in_w) +
              " is smaller than the kernel's extent";
     return false;
   }
   // SAME pads the total evenly, the odd pixel going to the bottom/right.
-  const int pad_h = std::max((g->out_h - 1) * g->stride_h + eff_h - g->in_h, 0);
-  const int pad_w = std::max((g->out_w - 1) * g->stride_w + eff_w - g->in_w, 0);
-  g->pad_top = padding == Padding::kSame ? pad_h / 2 : 0;
-  g->pad_left = padding == Padding::kSame ? pad_w / 2 : 0;
+  const int64_t pad_h = std::max<int64_t>((out_h - 1) * g->stride_h + eff_h - g->in_h, 0);
+  const int64_t pad_w = std::max<int64_t>((out_w - 1) * g->stride_w + eff_w - g->in_w, 0);
+  if (eff_h > kIntMax || eff_w > kIntMax || g->in_h + pad_h > kIntMax ||
+      g->in_w + pad_w > kIntMax || out_h * out_w > kIntMax) {
+    *error = "kernel extent " + std::to_string(eff_h) + "x" + std::to_string(eff_w) +
+             " on input " + std::to_string(g->in_h) + "x" + std::to_string(g->in_w) +
+             " is too large";
+    return false;
+  }
+  g->out_h = static_cast<int>(out_h);
+  g->out_w = static_cast<int>(out_w);
+  g->pad_top = padding == Padding::kSame ? static_cast<int>(pad_h / 2) : 0;
+  g->pad_left = padding == Padding::kSame ? static_cast<int>(pad_w / 2) : 0;
   return true;
+}
+
+int64_t PaddedCopyFloats(const ConvGeometry& g) {
+  if (g.out_h < 1 || g.out_w < 1 || g.stride_w < 1) return 0;
+  const int64_t padded_h =
+      int64_t{g.out_h - 1} * g.stride_h + int64_t{g.kernel_h - 1} * g.dilation_h + 1;
+  const int64_t padded_w =
+      int64_t{g.out_w - 1} * g.stride_w + int64_t{g.kernel_w - 1} * g.dilation_w + 1;
+  // The SIMD kernel splits columns by stride phase, rounding each phase up.
+  const int64_t columns = (padded_w + g.stride_w - 1) / g.stride_w * g.stride_w;
+  return padded_h * columns * g.in_c;
+}
+
+bool PaddedCopyFits(const ConvGeometry& g) {
+  // A bordered copy is a little larger than its image; a few times larger,
+  // or a few MiB for a small image, is a border no real layer has.
+  constexpr int64_t kSlackFloats = int64_t{1} << 20;
+  const int64_t image = int64_t{g.in_h} * g.in_w * g.in_c;
+  const int64_t padded = PaddedCopyFloats(g);
+  return padded > 0 && padded <= 4 * image + kSlackFloats;
 }
 
 std::vector<int> MaskCells(uint32_t mask) {
@@ -90,12 +134,15 @@ void PatternConvReference(const ConvGeometry& g, const PackedPatternWeights& w,
             const std::vector<int>& cells = cells_of[w.pattern[k]];
             for (int e = 0; e < w.entries; ++e) {
               const int r = cells[e] / w.kernel_w, c = cells[e] % w.kernel_w;
-              const int ih = oh * g.stride_h - g.pad_top + r * g.dilation_h;
-              const int iw = ow * g.stride_w - g.pad_left + c * g.dilation_w;
+              // 64-bit: with a large dilation, r * dilation_h alone may not
+              // fit an int.
+              const int64_t ih = int64_t{oh} * g.stride_h - g.pad_top +
+                                 int64_t{r} * g.dilation_h;
+              const int64_t iw = int64_t{ow} * g.stride_w - g.pad_left +
+                                 int64_t{c} * g.dilation_w;
               if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) continue;
               acc += w.weights[static_cast<size_t>(k) * w.entries + e] *
-                     in_image[(static_cast<size_t>(ih) * g.in_w + iw) * g.in_c +
-                              w.in_channel[k]];
+                     in_image[(ih * g.in_w + iw) * g.in_c + w.in_channel[k]];
             }
           }
           out[co] = std::min(std::max(acc, g.act_min), g.act_max);

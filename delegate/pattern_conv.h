@@ -31,9 +31,28 @@ struct ConvGeometry {
   float act_max = 3.402823466e+38f;
 };
 
-// Fills output size and padding from the input size, TFLite's rules.
-// Returns false (with *error) when the output would be empty.
+// Fills output size and padding from the input size, TFLite's rules, in
+// 64-bit arithmetic. Returns false (with *error) when the output would be
+// empty or a size would not fit the kernels' `int` indices.
 bool ComputeConvGeometry(Padding padding, ConvGeometry* g, std::string* error);
+
+// Largest stride, and largest kernel span (kernel - 1) * dilation + 1, of a
+// convolution the delegate runs (conv_node.h refuses larger ones): far past
+// any real layer, and small enough that no index the kernels compute from
+// them can overflow.
+inline constexpr int kMaxConvSpan = 1 << 16;
+
+// Floats of the zero-bordered input copy that PatternConvSimd (and, when the
+// convolution pads, PatternConvBlock) makes of one image; 0 for a geometry
+// ComputeConvGeometry has not accepted.
+int64_t PaddedCopyFloats(const ConvGeometry& g);
+
+// Whether that copy stays within a few times the image itself. A large
+// dilation with padding makes the border far larger than the image (a 3x3
+// kernel of dilation 4096 on an 8x8 image: 67 million floats per channel);
+// the SIMD kernels then do not run and PatternConvSimd falls back to the
+// scalar reference, which needs no copy.
+bool PaddedCopyFits(const ConvGeometry& g);
 
 // Kept weights of one layer, grouped by output channel.
 struct PackedPatternWeights {
@@ -58,7 +77,8 @@ PackedPatternWeights PackPatternWeights(const LrLayer& layer,
 std::vector<int> MaskCells(uint32_t mask);
 
 // Scalar reference: direct loops with bounds checks. Used by the delegate
-// when asked for it (option kernel=reference) and by tests as the oracle.
+// when asked for it (option kernel=reference), by PatternConvSimd when the
+// padded copy would not fit (PaddedCopyFits), and by tests as the oracle.
 void PatternConvReference(const ConvGeometry& g, const PackedPatternWeights& w,
                           const float* input_nhwc, float* output_nhwc);
 
@@ -184,7 +204,8 @@ struct BlockConvScratch {
 // NHWC convolution of all `g.batch` images with block-packed weights, run
 // with `scratch->params`. Returns false, computing nothing, if this CPU has no
 // variant for `w.block` and those params (CheckBlockKernelParams), e.g.
-// weights packed for another target. `pool` may be null; `release_workers`
+// weights packed for another target, or if the convolution pads and its
+// padded copy would not fit (PaddedCopyFits). `pool` may be null; `release_workers`
 // as for PatternConvSimd.
 bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
                       const float* input_nhwc, float* output_nhwc,

@@ -118,7 +118,7 @@ HWY_INLINE void Tile(const BlockTask& t, int block, int p0, int count,
   for (size_t m = 0; m < kMR; ++m) {
     const int p = p0 + std::min<int>(static_cast<int>(m), count - 1);
     const int oh = p / g.out_w, ow = p % g.out_w;
-    base[m] = oh * g.stride_h * t.row_stride +
+    base[m] = int64_t{oh} * g.stride_h * t.row_stride +
               static_cast<int64_t>(ow) * g.stride_w * g.in_c;
   }
   // The accumulator array must live in registers: every loop over m or v is
@@ -338,11 +338,18 @@ bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
   const BlockKernelParams& params = scratch->params;
   if (!CheckBlockKernelParams(w.block, params).empty()) return false;
   const BlockVariant& variant = *FindVariant(w.block, params.tile_pixels);
-  const int padded_h = (g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
-  const int padded_w = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
-  // Without padding the input itself is read; otherwise a bordered copy.
-  const bool copy = g.pad_top != 0 || g.pad_left != 0 || padded_h > g.in_h ||
-                    padded_w > g.in_w;
+  const int64_t padded_h64 =
+      int64_t{g.out_h - 1} * g.stride_h + int64_t{g.kernel_h - 1} * g.dilation_h + 1;
+  const int64_t padded_w64 =
+      int64_t{g.out_w - 1} * g.stride_w + int64_t{g.kernel_w - 1} * g.dilation_w + 1;
+  // Without padding the input itself is read; otherwise a bordered copy, made
+  // only when it is not far larger than the image (see PaddedCopyFits).
+  const bool copy = g.pad_top != 0 || g.pad_left != 0 || padded_h64 > g.in_h ||
+                    padded_w64 > g.in_w;
+  if (copy && !PaddedCopyFits(g)) return false;
+  // Both are now at most the image's own sizes or within the copy's bound.
+  const int padded_h = static_cast<int>(padded_h64);
+  const int padded_w = static_cast<int>(padded_w64);
   const int row_w = copy ? padded_w : g.in_w;
   const int64_t row_stride = static_cast<int64_t>(row_w) * g.in_c;
 
@@ -354,14 +361,15 @@ bool PatternConvBlock(const ConvGeometry& g, const BlockPackedWeights& w,
     scratch->tap_offsets.resize(w.tap_in_channel.size());
     for (size_t tap = 0; tap < w.tap_in_channel.size(); ++tap) {
       const int r = w.tap_cell[tap] / w.kernel_w, c = w.tap_cell[tap] % w.kernel_w;
-      scratch->tap_offsets[tap] = r * g.dilation_h * row_stride +
+      scratch->tap_offsets[tap] = int64_t{r} * g.dilation_h * row_stride +
                                   static_cast<int64_t>(c) * g.dilation_w * g.in_c +
                                   w.tap_in_channel[tap];
     }
     // Input-channel chunk: per input channel, a tile reads (MR - 1) * stride
     // + extent columns of kernel_h rows, and the block holds taps/in_c weight
     // vectors of `block` floats; keep both within params.chunk_bytes.
-    const int columns = (variant.tile - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
+    const int64_t columns = int64_t{variant.tile - 1} * g.stride_w +
+                            int64_t{g.kernel_w - 1} * g.dilation_w + 1;
     const double taps_per_channel =
         static_cast<double>(w.tap_in_channel.size()) / (std::max(1, w.blocks) * g.in_c);
     const double bytes_per_channel =

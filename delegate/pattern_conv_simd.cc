@@ -149,6 +149,13 @@ void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
                      bool release_workers) {
   assert(g.in_c == w.in_c && g.out_c == w.out_c);
   assert(g.kernel_h == w.kernel_h && g.kernel_w == w.kernel_w);
+  if (!PaddedCopyFits(g)) {
+    // The border alone would dwarf the image (a huge dilation): compute the
+    // few taps that reach the image directly, with no copy.
+    PatternConvReference(g, w, input, output);
+    return;
+  }
+  // Below the PaddedCopyFits bound, every padded size fits an int.
   const int padded_h = (g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
   const int padded_w = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
   const int phase_w = (padded_w + g.stride_w - 1) / g.stride_w;

@@ -121,10 +121,15 @@ bool ComputePoolGeometry(bool same_padding, PoolGeometry* g) {
     return false;
   }
   if (same_padding) {
-    g->out_h = (g->in_h + g->stride_h - 1) / g->stride_h;
-    g->out_w = (g->in_w + g->stride_w - 1) / g->stride_w;
-    g->pad_top = std::max(0, (g->out_h - 1) * g->stride_h + g->filter_h - g->in_h) / 2;
-    g->pad_left = std::max(0, (g->out_w - 1) * g->stride_w + g->filter_w - g->in_w) / 2;
+    // 64-bit: the file may hold any int stride or filter size.
+    const int64_t out_h = (int64_t{g->in_h} + g->stride_h - 1) / g->stride_h;
+    const int64_t out_w = (int64_t{g->in_w} + g->stride_w - 1) / g->stride_w;
+    g->out_h = static_cast<int>(out_h);  // at most in_h, in_w
+    g->out_w = static_cast<int>(out_w);
+    g->pad_top = static_cast<int>(
+        std::max<int64_t>(0, (out_h - 1) * g->stride_h + g->filter_h - g->in_h) / 2);
+    g->pad_left = static_cast<int>(
+        std::max<int64_t>(0, (out_w - 1) * g->stride_w + g->filter_w - g->in_w) / 2);
   } else {
     g->out_h = g->in_h >= g->filter_h ? (g->in_h - g->filter_h) / g->stride_h + 1 : 0;
     g->out_w = g->in_w >= g->filter_w ? (g->in_w - g->filter_w) / g->stride_w + 1 : 0;

@@ -1,5 +1,6 @@
 #include "delegate/sparse_weights.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -11,6 +12,16 @@ bool Fail(std::string* error, const std::string& message) {
   return false;
 }
 
+SparseProblem Malformed(std::string* error, const std::string& message) {
+  Fail(error, message);
+  return SparseProblem::kMalformed;
+}
+
+SparseProblem Unsupported(std::string* error, const std::string& message) {
+  Fail(error, message);
+  return SparseProblem::kUnsupported;
+}
+
 // One traversal level, resolved against the tensor's shape.
 struct LevelView {
   int dim = 0;          // index into the traversal's dimensions
@@ -20,21 +31,31 @@ struct LevelView {
   const TfLiteIntArray* indices = nullptr;
 };
 
+// Everything the traversal needs, checked against the shape.
+struct Plan {
+  int rank = 0;
+  std::vector<LevelView> levels;
+  std::vector<int> extent;      // per traversal dim
+  std::vector<int> block_of;    // per original dim: its block dim or -1
+  std::vector<int> block_size;  // per original dim: block size (1 if none)
+  std::vector<int64_t> strides;
+  int64_t total = 1;            // dense elements
+  int64_t stored = 0;           // values plus index entries in the file
+  const float* values = nullptr;
+  int64_t num_values = 0;
+};
+
+// Visits every stored position of a checked plan; with `out`, stores each
+// value at its dense offset, without, only checks the indices and the count.
 class Expander {
  public:
-  Expander(std::vector<LevelView> levels, std::vector<int> extent, int rank,
-           std::vector<int> block_of, std::vector<int> block_size,
-           std::vector<int64_t> strides, const float* values, int64_t num_values,
-           float* out)
-      : levels_(std::move(levels)), extent_(std::move(extent)), rank_(rank),
-        block_of_(std::move(block_of)), block_size_(std::move(block_size)),
-        strides_(std::move(strides)), values_(values), num_values_(num_values),
-        out_(out), coord_(extent_.size(), 0) {}
+  Expander(const Plan& plan, float* out)
+      : plan_(plan), out_(out), coord_(plan.extent.size(), 0) {}
 
   bool Run(std::string* error) {
     if (!Visit(0, 0, error)) return false;
-    if (next_value_ != num_values_) {
-      return Fail(error, std::to_string(num_values_) + " values stored but " +
+    if (next_value_ != plan_.num_values) {
+      return Fail(error, std::to_string(plan_.num_values) + " values stored but " +
                              std::to_string(next_value_) + " positions visited");
     }
     return true;
@@ -42,8 +63,8 @@ class Expander {
 
  private:
   bool Visit(size_t level, int64_t position, std::string* error) {
-    if (level == levels_.size()) return Store(error);
-    const LevelView& l = levels_[level];
+    if (level == plan_.levels.size()) return Store(error);
+    const LevelView& l = plan_.levels[level];
     if (l.dense) {
       for (int i = 0; i < l.size; ++i) {
         coord_[l.dim] = i;
@@ -57,7 +78,7 @@ class Expander {
     const int end = l.segments->data[position + 1];
     for (int k = begin; k < end; ++k) {
       const int index = l.indices->data[k];
-      if (index < 0 || index >= extent_[l.dim]) {
+      if (index < 0 || index >= plan_.extent[l.dim]) {
         return Fail(error, "index " + std::to_string(index) + " of dim " +
                                std::to_string(l.dim) + " is out of range");
       }
@@ -68,28 +89,26 @@ class Expander {
   }
 
   bool Store(std::string* error) {
-    if (next_value_ >= num_values_) {
+    if (next_value_ >= plan_.num_values) {
       return Fail(error, "more positions than the " +
-                             std::to_string(num_values_) + " stored values");
+                             std::to_string(plan_.num_values) + " stored values");
     }
-    int64_t offset = 0;
-    for (int d = 0; d < rank_; ++d) {
-      int64_t c = coord_[d];
-      if (block_of_[d] >= 0) c = c * block_size_[d] + coord_[block_of_[d]];
-      offset += c * strides_[d];
+    if (out_ != nullptr) {
+      int64_t offset = 0;
+      for (int d = 0; d < plan_.rank; ++d) {
+        int64_t c = coord_[d];
+        if (plan_.block_of[d] >= 0) {
+          c = c * plan_.block_size[d] + coord_[plan_.block_of[d]];
+        }
+        offset += c * plan_.strides[d];
+      }
+      out_[offset] = plan_.values[next_value_];
     }
-    out_[offset] = values_[next_value_++];
+    ++next_value_;
     return true;
   }
 
-  std::vector<LevelView> levels_;
-  std::vector<int> extent_;
-  int rank_;
-  std::vector<int> block_of_;    // per original dim: its block dim or -1
-  std::vector<int> block_size_;  // per original dim: block size (1 if none)
-  std::vector<int64_t> strides_;
-  const float* values_;
-  int64_t num_values_;
+  const Plan& plan_;
   float* out_;
   std::vector<int> coord_;
   int64_t next_value_ = 0;
@@ -105,103 +124,160 @@ int FormatOf(const TfLiteDimensionMetadata& m) {
   return format;
 }
 
-}  // namespace
-
-bool DensifyFloatTensor(const TfLiteTensor& tensor, std::vector<float>* dense,
-                        std::string* error) {
+// Traversal order, block map and the extent of every traversal dim.
+SparseProblem PlanDims(const TfLiteTensor& tensor, Plan* plan, std::string* error) {
   const TfLiteSparsity* sp = tensor.sparsity;
-  if (sp == nullptr) return Fail(error, "tensor has no sparsity parameters");
-  if (tensor.type != kTfLiteFloat32 || tensor.data.raw == nullptr) {
-    return Fail(error, "only constant float32 tensors are read");
-  }
   const TfLiteIntArray* dims = tensor.dims;
-  const int rank = ArraySize(dims);
-  if (rank < 1 || rank > 8) return Fail(error, "unsupported rank");
+  const int rank = plan->rank;
   const int blocks = ArraySize(sp->block_map);
   const int levels = rank + blocks;
   if (ArraySize(sp->traversal_order) != levels || sp->dim_metadata == nullptr ||
       sp->dim_metadata_size != levels) {
-    return Fail(error, "traversal order and metadata do not cover the shape");
+    return Malformed(error, "traversal order and metadata do not cover the shape");
   }
-  std::vector<int> seen(levels, 0), block_of(rank, -1), block_size(rank, 1);
+  std::vector<int> seen(levels, 0);
   for (int i = 0; i < levels; ++i) {
     const int d = sp->traversal_order->data[i];
     if (d < 0 || d >= levels || seen[d]++) {
-      return Fail(error, "traversal order is not a permutation");
+      return Malformed(error, "traversal order is not a permutation");
     }
   }
   std::vector<int> level_of(levels);
   for (int i = 0; i < levels; ++i) level_of[sp->traversal_order->data[i]] = i;
-  std::vector<int> extent(levels, 0);
+  plan->extent.assign(levels, 0);
+  plan->block_of.assign(rank, -1);
+  plan->block_size.assign(rank, 1);
   for (int d = 0; d < rank; ++d) {
-    if (dims->data[d] <= 0) return Fail(error, "empty or negative dimension");
-    extent[d] = dims->data[d];
+    if (dims->data[d] < 0) return Malformed(error, "negative dimension");
+    if (dims->data[d] == 0) return Unsupported(error, "empty dimension");
+    plan->extent[d] = dims->data[d];
   }
   for (int k = 0; k < blocks; ++k) {
     const int d = sp->block_map->data[k];
-    if (d < 0 || d >= rank || block_of[d] >= 0) {
-      return Fail(error, "block map names an invalid or repeated dim");
+    if (d < 0 || d >= rank || plan->block_of[d] >= 0) {
+      return Malformed(error, "block map names an invalid or repeated dim");
     }
     const TfLiteDimensionMetadata& m = sp->dim_metadata[level_of[rank + k]];
     if (FormatOf(m) != kTfLiteDimDense || m.dense_size <= 0 ||
         dims->data[d] % m.dense_size != 0) {
-      return Fail(error, "block of dim " + std::to_string(d) +
-                             " is not a dense divisor of it");
+      return Malformed(error, "block of dim " + std::to_string(d) +
+                                  " is not a dense divisor of it");
     }
-    block_of[d] = rank + k;
-    block_size[d] = m.dense_size;
-    extent[d] = dims->data[d] / m.dense_size;
-    extent[rank + k] = m.dense_size;
+    plan->block_of[d] = rank + k;
+    plan->block_size[d] = m.dense_size;
+    plan->extent[d] = dims->data[d] / m.dense_size;
+    plan->extent[rank + k] = m.dense_size;
   }
-  std::vector<LevelView> views(levels);
+  return SparseProblem::kNone;
+}
+
+// The levels, in traversal order: dense sizes equal to the extents, index
+// arrays sized for their parents. Counts the index entries into plan->stored.
+SparseProblem PlanLevels(const TfLiteSparsity& sp, Plan* plan, std::string* error) {
+  const int levels = sp.dim_metadata_size;
+  plan->levels.assign(levels, LevelView());
   int64_t parents = 1;  // positions the current level's parents can take
   for (int i = 0; i < levels; ++i) {
-    const TfLiteDimensionMetadata& m = sp->dim_metadata[i];
-    LevelView& v = views[i];
-    v.dim = sp->traversal_order->data[i];
+    const TfLiteDimensionMetadata& m = sp.dim_metadata[i];
+    LevelView& v = plan->levels[i];
+    v.dim = sp.traversal_order->data[i];
     if (FormatOf(m) == kTfLiteDimDense) {
-      if (m.dense_size != extent[v.dim]) {
-        return Fail(error, "dense size of dim " + std::to_string(v.dim) +
-                               " does not match the shape");
+      if (m.dense_size != plan->extent[v.dim]) {
+        return Malformed(error, "dense size of dim " + std::to_string(v.dim) +
+                                    " does not match the shape");
       }
       v.size = m.dense_size;
+      // Checked before multiplying: a dense size is below 2^31.
+      if (parents > kMaxSparseDenseElements / v.size) {
+        return Unsupported(error, "dense size beyond " +
+                                      std::to_string(kMaxSparseDenseElements) + " elements");
+      }
       parents *= v.size;
-      if (parents > (int64_t{1} << 40)) return Fail(error, "absurd tensor size");
       continue;
     }
     if (FormatOf(m) != kTfLiteDimSparseCSR || m.array_segments == nullptr ||
         m.array_indices == nullptr) {
-      return Fail(error, "dim " + std::to_string(v.dim) +
-                             " has an unknown format or no index arrays");
+      return Malformed(error, "dim " + std::to_string(v.dim) +
+                                  " has an unknown format or no index arrays");
     }
     v.dense = false;
     v.segments = m.array_segments;
     v.indices = m.array_indices;
     if (v.segments->size != parents + 1 || v.segments->data[0] != 0 ||
         v.segments->data[v.segments->size - 1] != v.indices->size) {
-      return Fail(error, "segments of dim " + std::to_string(v.dim) +
-                             " do not fit their parents and indices");
+      return Malformed(error, "segments of dim " + std::to_string(v.dim) +
+                                  " do not fit their parents and indices");
     }
     for (int s = 1; s < v.segments->size; ++s) {
       if (v.segments->data[s] < v.segments->data[s - 1]) {
-        return Fail(error, "segments of dim " + std::to_string(v.dim) +
-                               " decrease");
+        return Malformed(error, "segments of dim " + std::to_string(v.dim) + " decrease");
       }
     }
+    plan->stored += int64_t{v.segments->size} + v.indices->size;
     parents = v.indices->size;
   }
-  int64_t total = 1;
-  std::vector<int64_t> strides(rank, 1);
-  for (int d = rank - 1; d >= 0; --d) {
-    strides[d] = total;
-    total *= dims->data[d];
+  return SparseProblem::kNone;
+}
+
+// Dense size and strides, bounded by what the file stores (see the header).
+SparseProblem PlanSize(const TfLiteTensor& tensor, Plan* plan, std::string* error) {
+  plan->strides.assign(plan->rank, 1);
+  plan->total = 1;
+  for (int d = plan->rank - 1; d >= 0; --d) {
+    plan->strides[d] = plan->total;
+    if (plan->total > kMaxSparseDenseElements / tensor.dims->data[d]) {
+      return Unsupported(error, "dense size beyond " +
+                                    std::to_string(kMaxSparseDenseElements) + " elements");
+    }
+    plan->total *= tensor.dims->data[d];
   }
-  if (total > (int64_t{1} << 31)) return Fail(error, "tensor too large");
-  const int64_t num_values = static_cast<int64_t>(tensor.bytes / sizeof(float));
-  dense->assign(static_cast<size_t>(total), 0.0f);
-  Expander expander(std::move(views), std::move(extent), rank,
-                    std::move(block_of), std::move(block_size), std::move(strides),
-                    tensor.data.f, num_values, dense->data());
+  plan->values = tensor.data.f;
+  plan->num_values = static_cast<int64_t>(tensor.bytes / sizeof(float));
+  plan->stored += plan->num_values;
+  const int64_t allowed =
+      std::max(kSparseDenseAllowance, kMaxSparseExpansion * plan->stored);
+  if (plan->total > allowed) {
+    return Unsupported(error, "a dense size of " + std::to_string(plan->total) +
+                                  " elements from " + std::to_string(plan->stored) +
+                                  " stored is more than the file can hold");
+  }
+  return SparseProblem::kNone;
+}
+
+SparseProblem MakePlan(const TfLiteTensor& tensor, Plan* plan, std::string* error) {
+  const TfLiteSparsity* sp = tensor.sparsity;
+  if (sp == nullptr) return Unsupported(error, "tensor has no sparsity parameters");
+  if (tensor.type != kTfLiteFloat32 || tensor.data.raw == nullptr) {
+    return Unsupported(error, "only constant float32 tensors are read");
+  }
+  plan->rank = ArraySize(tensor.dims);
+  if (plan->rank < 1 || plan->rank > 8) return Unsupported(error, "unsupported rank");
+  SparseProblem problem = PlanDims(tensor, plan, error);
+  if (problem == SparseProblem::kNone) problem = PlanLevels(*sp, plan, error);
+  if (problem == SparseProblem::kNone) problem = PlanSize(tensor, plan, error);
+  return problem;
+}
+
+}  // namespace
+
+SparseProblem CheckSparseFloatTensor(const TfLiteTensor& tensor, std::string* error) {
+  Plan plan;
+  const SparseProblem problem = MakePlan(tensor, &plan, error);
+  if (problem != SparseProblem::kNone) return problem;
+  Expander visit(plan, nullptr);
+  return visit.Run(error) ? SparseProblem::kNone : SparseProblem::kMalformed;
+}
+
+bool DensifyFloatTensor(const TfLiteTensor& tensor, std::vector<float>* dense,
+                        std::string* error) {
+  Plan plan;
+  if (MakePlan(tensor, &plan, error) != SparseProblem::kNone) return false;
+  // Every index and the value count first: a malformed tensor allocates
+  // nothing.
+  Expander visit(plan, nullptr);
+  if (!visit.Run(error)) return false;
+  dense->assign(static_cast<size_t>(plan.total), 0.0f);
+  Expander expander(plan, dense->data());
   return expander.Run(error);
 }
 

@@ -1,6 +1,7 @@
 #include "delegate/sparse_weights.h"
 
 #include <algorithm>
+#include <ctime>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -228,6 +229,158 @@ TEST(SparseWeights, MutationRunNeverCrashes) {
     }
   }
   EXPECT_GT(accepted, 0);  // some mutations (e.g. a value count) stay valid
+}
+
+// A (rows, 1, 1, columns) filter, rows dense and columns CSR, that stores
+// nothing: every row empty. Its arrays are owned by `arrays`.
+struct EmptyRows {
+  std::vector<float> values;
+  TfLiteDimensionMetadata meta[4]{};
+  TfLiteSparsity sparsity{};
+  TfLiteTensor tensor{};
+
+  EmptyRows(int rows, int columns, IntArrays* arrays) {
+    meta[0] = {kTfLiteDimDense, rows, nullptr, nullptr};
+    meta[1] = {kTfLiteDimDense, 1, nullptr, nullptr};
+    meta[2] = {kTfLiteDimDense, 1, nullptr, nullptr};
+    meta[3] = {kTfLiteDimSparseCSR, 0, arrays->Make(std::vector<int>(rows + 1, 0)),
+               arrays->Make({})};
+    sparsity = {arrays->Make({0, 1, 2, 3}), nullptr, meta, 4};
+    tensor.type = kTfLiteFloat32;
+    values.assign(1, 0.0f);
+    tensor.data.f = values.data();  // a constant with no values stored
+    tensor.bytes = 0;
+    tensor.dims = arrays->Make({rows, 1, 1, columns});
+    tensor.allocation_type = kTfLiteMmapRo;
+    tensor.sparsity = &sparsity;
+  }
+};
+
+// Seeded mutations of every array and field, the "lying" ones included
+// (dense sizes, formats, traversal order, value count, shape): the check
+// and the expansion agree, a refusal is malformed or unsupported with a
+// reason, and the whole run stays short.
+TEST(SparseWeights, MutationRunIsClassifiedAndBounded) {
+  std::mt19937 rng(20261207);
+  const std::vector<float> dense = RandomCodesignFilter(8, 6, 4, &rng);
+  int counts[3] = {0, 0, 0};
+  const std::clock_t start = std::clock();  // CPU time: the machine may be busy
+  for (int iteration = 0; iteration < 3000; ++iteration) {
+    SparseFilter f = EncodeGrouped(dense, 8, 3, 3, 6, 4);
+    IntArrays arrays;
+    TensorView v;
+    const int what = static_cast<int>(rng() % 8);
+    std::vector<int>* targets[] = {&f.in_segments, &f.in_indices, &f.col_segments,
+                                   &f.col_indices, &f.shape};
+    if (what < 5 && !targets[what]->empty()) {
+      std::vector<int>& target = *targets[what];
+      target[rng() % target.size()] =
+          rng() % 2 ? static_cast<int>(rng()) : static_cast<int>(rng() % 9) - 4;
+    }
+    if (what == 5 && !f.values.empty()) f.values.resize(rng() % f.values.size());
+    View(&f, &arrays, &v);
+    if (what == 6) {
+      const int field = static_cast<int>(rng());
+      std::memcpy(&v.meta[rng() % 5].format, &field, sizeof(int));
+    }
+    if (what == 7) v.meta[rng() % 5].dense_size = static_cast<int>(rng() % 70000) - 3;
+    std::string check_error, error;
+    const SparseProblem problem = CheckSparseFloatTensor(v.tensor, &check_error);
+    std::vector<float> back;
+    const bool expanded = DensifyFloatTensor(v.tensor, &back, &error);
+    ASSERT_EQ(expanded, problem == SparseProblem::kNone) << check_error;
+    if (!expanded) {
+      EXPECT_EQ(error, check_error);
+      EXPECT_FALSE(error.empty());
+      EXPECT_EQ(back.capacity(), 0u);
+    }
+    ++counts[static_cast<int>(problem)];
+  }
+  const double seconds = static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC;
+  EXPECT_LT(seconds, 10.0);  // about 0.2 s under ASan
+  EXPECT_GT(counts[static_cast<int>(SparseProblem::kNone)], 0);
+  EXPECT_GT(counts[static_cast<int>(SparseProblem::kMalformed)], 0);
+}
+
+TEST(SparseWeights, ProblemsAreClassified) {
+  std::mt19937 rng(3);
+  const std::vector<float> dense = RandomCodesignFilter(4, 3, 2, &rng);
+  SparseFilter f = EncodeGrouped(dense, 4, 3, 3, 3, 2);
+  IntArrays arrays;
+  TensorView v;
+  View(&f, &arrays, &v);
+  std::string error;
+  EXPECT_EQ(CheckSparseFloatTensor(v.tensor, &error), SparseProblem::kNone) << error;
+  const int first = v.meta[1].array_indices->data[0];
+  v.meta[1].array_indices->data[0] = 3;  // in is 3: out of range
+  EXPECT_EQ(CheckSparseFloatTensor(v.tensor, &error), SparseProblem::kMalformed);
+  v.meta[1].array_indices->data[0] = first;
+  v.tensor.type = kTfLiteInt8;  // well formed, but not read here
+  EXPECT_EQ(CheckSparseFloatTensor(v.tensor, &error), SparseProblem::kUnsupported);
+  v.tensor.type = kTfLiteFloat32;
+  v.meta[2].dense_size = 4;  // kh is 3
+  EXPECT_EQ(CheckSparseFloatTensor(v.tensor, &error), SparseProblem::kMalformed);
+  v.meta[2].dense_size = 3;
+  IntArrays more;
+  EmptyRows huge(4096, 32768, &more);
+  EXPECT_EQ(CheckSparseFloatTensor(huge.tensor, &error), SparseProblem::kUnsupported);
+}
+
+// 4,097 stored index entries cannot declare a 512 MiB filter: refused before
+// the dense filter is allocated.
+TEST(SparseWeights, DenseSizeBeyondWhatIsStoredIsRefusedBeforeAllocating) {
+  IntArrays arrays;
+  EmptyRows huge(4096, 32768, &arrays);
+  std::vector<float> dense;
+  std::string error;
+  EXPECT_FALSE(DensifyFloatTensor(huge.tensor, &dense, &error));
+  EXPECT_NE(error.find("more than the file can hold"), std::string::npos) << error;
+  EXPECT_EQ(dense.capacity(), 0u);
+
+  // The same structure at a size a real (fully pruned) layer has expands.
+  EmptyRows small(64, 64, &arrays);
+  ASSERT_TRUE(DensifyFloatTensor(small.tensor, &dense, &error)) << error;
+  EXPECT_EQ(dense, std::vector<float>(64 * 64, 0.0f));
+}
+
+// Dense dimensions whose product overflows 64 bits are refused, not
+// multiplied (UBSan checks that no signed overflow happens).
+TEST(SparseWeights, HugeDenseDimensionsAreRefusedWithoutOverflow) {
+  IntArrays arrays;
+  const int big = 0x7FFFFFFF;
+  // 512 * big stays below 2^40; one more factor of big would overflow.
+  std::vector<TfLiteDimensionMetadata> meta(8, {kTfLiteDimDense, big, nullptr, nullptr});
+  meta[0].dense_size = 512;
+  TfLiteSparsity sparsity{arrays.Make({0, 1, 2, 3, 4, 5, 6, 7}), nullptr, meta.data(), 8};
+  std::vector<float> values(4, 1.0f);
+  TfLiteTensor t{};
+  t.type = kTfLiteFloat32;
+  t.data.f = values.data();
+  t.bytes = values.size() * sizeof(float);
+  t.dims = arrays.Make({512, big, big, big, big, big, big, big});
+  t.sparsity = &sparsity;
+  std::vector<float> dense;
+  std::string error;
+  EXPECT_FALSE(DensifyFloatTensor(t, &dense, &error));
+  EXPECT_FALSE(error.empty());
+  EXPECT_EQ(dense.capacity(), 0u);
+}
+
+// A malformed tensor is refused before anything of its dense size is
+// allocated (an index out of range, found while visiting, included).
+TEST(SparseWeights, MalformedTensorAllocatesNothing) {
+  std::mt19937 rng(5);
+  const std::vector<float> dense = RandomCodesignFilter(8, 6, 4, &rng);
+  SparseFilter f = EncodeGrouped(dense, 8, 3, 3, 6, 4);
+  f.col_indices.back() = 7;  // kw is 3
+  IntArrays arrays;
+  TensorView v;
+  View(&f, &arrays, &v);
+  std::vector<float> back;
+  std::string error;
+  EXPECT_FALSE(DensifyFloatTensor(v.tensor, &back, &error));
+  EXPECT_NE(error.find("out of range"), std::string::npos) << error;
+  EXPECT_EQ(back.capacity(), 0u);
 }
 
 }  // namespace

@@ -1,15 +1,43 @@
 """The ``cocopie`` console script as a user runs it."""
 
+import os
 import subprocess
+import sys
 
 import pytest
 from conftest import conv_stack, pattern_prune
 
 from cocopie_keras import cli
 
+# The console script of the environment under test (next to its interpreter),
+# never whatever `cocopie` PATH happens to find.
+COCOPIE = os.path.join(os.path.dirname(sys.executable), "cocopie")
 
-def cocopie(*args):
-    return subprocess.run(["cocopie", *args], capture_output=True, text=True, timeout=300)
+
+def cocopie(*args, env=None):
+    return subprocess.run([COCOPIE, *args], capture_output=True, text=True, timeout=300,
+                          env=env)
+
+
+def minimal_environment():
+    """What a new user's shell has: no virtualenv on PATH, no VIRTUAL_ENV, no PYTHON*."""
+    return {"HOME": os.environ.get("HOME", "/root"), "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def test_console_script_is_the_environments_own():
+    assert os.access(COCOPIE, os.X_OK), f"no console script at {COCOPIE}"
+    with open(COCOPIE) as f:
+        shebang = f.readline()
+    assert os.path.realpath(shebang[2:].strip()) == os.path.realpath(sys.executable)
+
+
+def test_cli_runs_without_an_activated_environment():
+    # Nothing of the test's own shell (activated venv, PATH, PYTHONPATH) is
+    # needed: the script must find its package and its delegate library alone.
+    result = cocopie("delegate-path", env=minimal_environment())
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.isfile(result.stdout.strip())
 
 
 def test_help_lists_the_subcommands():
@@ -37,7 +65,7 @@ def test_convert_then_inspect(tmp_path):
 
 def test_missing_file_is_a_clear_error(tmp_path, capsys):
     code = cli.main(["inspect", str(tmp_path / "nope.tflite")])
-    assert code == 1
+    assert code == 2
     assert "cocopie inspect: error:" in capsys.readouterr().err
 
 

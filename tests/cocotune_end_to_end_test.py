@@ -13,6 +13,7 @@ from cocopie_keras.tune import explore
 from cocotune_helpers import residual_model, synthetic_data
 
 CONFIGS = [(0.7, 0.7), (0.5, 0.7), (0.3, 0.5), (0.3, 0.3)]
+INITS = ("block", "default")
 
 
 @pytest.fixture(scope="module")
@@ -34,39 +35,61 @@ def test_tiny_tune_in_process_and_resume(trained, tmp_path):
         ran.append((payload["init"], tuple(payload["config"])))
         return explore.run_trial(payload)
 
-    summary = tune.tune(model, train, validation, str(tmp_path), configs=CONFIGS, alpha=0.05,
-                        epochs=1, pretrain_epochs=2, batch_size=32, executor="local",
-                        trial_fn=counted, log=None)
+    def run(threshold, stop_at_threshold=False):
+        return tune.tune(model, train, validation, str(tmp_path), configs=CONFIGS,
+                         threshold=threshold, epochs=1, pretrain_epochs=2, batch_size=32,
+                         executor="local", stop_at_threshold=stop_at_threshold,
+                         trial_fn=counted, log=None)
+
+    # Threshold 2 is out of reach: every configuration is fine-tuned for its epoch.
+    summary = run(2.0)
     assert summary["full_accuracy"] > 0.5            # the synthetic task was learned
     assert summary["blocks"] and len(summary["composites"]) == len(CONFIGS)
     params = summary["params"]
     assert params == sorted(params) and max(params) < summary["full_params"]
-    for init in ("block", "default"):
+    for init in INITS:
         result = summary[init]
-        assert 1 <= result["explored"] <= len(CONFIGS)
+        assert result["best"] is None and result["explored"] == len(CONFIGS)
         explored_sizes = [row["params"] for row in result["rows"]]
-        assert explored_sizes == sorted(explored_sizes)   # smallest first
-        best = result["best"]
-        if best is not None:
-            assert best["accuracy"] >= summary["threshold"]
-            assert all(row["accuracy"] < summary["threshold"] for row in result["rows"][:-1])
+        assert explored_sizes == sorted(params)   # smallest first
         for row in result["rows"]:
-            # Before fine-tuning + 1 epoch, or nothing more when already at the threshold.
-            reached = row["accuracy_curve"][0] >= summary["threshold"]
-            assert len(row["accuracy_curve"]) == (1 if reached else 2)
+            assert len(row["accuracy_curve"]) == 2 and row["accuracy"] == row["accuracy_curve"][-1]
             # One measured duration per fine-tuning epoch, inside the trial's time.
-            assert len(row["epoch_seconds"]) == len(row["accuracy_curve"]) - 1
+            assert len(row["epoch_seconds"]) == 1
             assert row["setup_seconds"] + sum(row["epoch_seconds"]) <= row["seconds"]
-    with open(tmp_path / "summary.json") as f:
-        assert json.load(f)["threshold"] == pytest.approx(summary["threshold"])
     first_run = list(ran)
-    assert first_run
-    again = tune.tune(model, train, validation, str(tmp_path), configs=CONFIGS, alpha=0.05,
-                      epochs=1, pretrain_epochs=2, batch_size=32, executor="local",
-                      trial_fn=counted, log=None)
+    assert len(first_run) == len(INITS) * len(CONFIGS)
+
+    # A threshold that some of those networks reach, for each init: the same
+    # trials (no stopping target in either run), so they are resumed, not rerun,
+    # and the answer is the smallest network at or above the threshold.
+    threshold = min(max(row["accuracy"] for row in summary[init]["rows"])
+                    for init in INITS)
+    again = run(threshold)
     assert ran == first_run                           # resumed: no trial repeated
-    for init in ("block", "default"):
-        assert again[init]["best"] == summary[init]["best"]
+    with open(tmp_path / "summary.json") as f:
+        assert json.load(f)["threshold"] == pytest.approx(threshold)
+    for init in INITS:
+        rows = summary[init]["rows"]
+        rank = [row["accuracy"] >= threshold for row in rows].index(True)
+        result = again[init]
+        assert result["best"] is not None
+        assert (result["best"]["config"], result["best"]["accuracy"]) == (
+            rows[rank]["config"], rows[rank]["accuracy"])
+        assert result["explored"] == result["resumed"] == rank + 1
+        assert [row["config"] for row in result["rows"]] == [r["config"] for r in rows[:rank + 1]]
+        assert all(row["accuracy"] < threshold for row in result["rows"][:-1])
+
+    # Threshold 0 with stopping: the smallest network is the answer as it
+    # stands, without fine-tuning.
+    start = run(0.0, stop_at_threshold=True)
+    smallest = list(CONFIGS[params.index(min(params))])
+    for init in INITS:
+        best = start[init]["best"]
+        assert best is not None and best["config"] == smallest
+        assert start[init]["explored"] == 1 and start[init]["resumed"] == 0
+        assert len(best["accuracy_curve"]) == 1 and best["epoch_seconds"] == []
+    assert len(ran) == len(first_run) + len(INITS)
 
 
 def test_block_trained_networks_start_closer_to_the_teacher(trained, tmp_path):

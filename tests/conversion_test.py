@@ -124,3 +124,31 @@ def test_connectivity_pruned_pointwise_convs_are_described():
         layer.kernel_pattern == lr.REMOVED_KERNEL, (kernel[0, 0] == 0).T
     )
     assert convert_lib.check_lr(data) == []
+
+
+def test_kernels_larger_than_the_lr_pattern_mask_are_left_out():
+    # A pattern is a 32-bit mask: a pruned 6x6 conv (36 cells) stays with
+    # stock kernels and the rest of the model is still described.
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((12, 12, 2))
+    x = keras.layers.Conv2D(4, 6, padding="same", name="wide")(inputs)
+    x = keras.layers.DepthwiseConv2D(6, padding="same", name="wide_dw")(x)
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 3, name="small")(x))
+    keep = np.zeros((6, 6, 1, 1), "float32")
+    keep[2:4, 2:4] = 1.0  # 4 cells: pattern-pruned, were the kernel small enough
+    for name in ("wide", "wide_dw", "small"):
+        layer = model.get_layer(name)
+        mask = keep if name != "small" else patterns.project_kernel(
+            layer.kernel.numpy(), connectivity_rate=0.0).mask
+        layer.kernel.assign(layer.kernel.numpy() * mask)
+    data = convert_lib.convert(model)
+    (layer,) = convert_lib.read_lr(data)
+    assert layer.kernel_size == (3, 3)  # only "small"
+    assert convert_lib.check_lr(data) == []
+
+
+def test_truncated_or_damaged_flatbuffers_raise_value_errors():
+    data = convert_lib.convert(small_model())
+    for cut in (20, 100, len(data) // 2, len(data) - 8):
+        with pytest.raises(ValueError, match="do not parse"):
+            convert_lib.read_lr(data[:cut])

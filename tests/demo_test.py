@@ -1,8 +1,18 @@
 """A short run of the demo (one epoch each) checks the whole path."""
 
 import json
+import os
+
+import pytest
 
 from cocopie_keras import demo
+
+RECORDED = os.path.join(os.path.dirname(__file__), "..", "bench", "results", "demo_summary.json")
+"""The `make demo` run the README's demo block is generated from."""
+
+DETERMINISTIC = ["tflite_bytes_dense", "tflite_bytes_pruned", "lr_layers", "delegated_nodes",
+                 "pruned_layers", "pattern_group_size"]
+"""Summary fields that do not depend on training length, load or timing."""
 
 REQUIRED = ["dense_accuracy", "pruned_accuracy", "conv_weight_density",
             "tflite_bytes_dense", "tflite_bytes_pruned", "latency_ms_stock",
@@ -24,6 +34,12 @@ def test_short_demo_writes_a_complete_summary(tmp_path):
     assert written["pruned_accuracy"] > 0.5  # two short epochs of a 10-class problem
     table = demo.format_table(summary)
     assert "latency ms" in table and "max |stock - delegate|" in table
+    # Shorter training, same structure: what the README quotes must come out again.
+    with open(RECORDED) as f:
+        recorded = json.load(f)["summary"]
+    assert {k: written[k] for k in DETERMINISTIC} == {k: recorded[k] for k in DETERMINISTIC}
+    assert written["conv_weight_density"] == pytest.approx(recorded["conv_weight_density"],
+                                                           abs=1e-9)
 
 
 def test_data_split_is_fixed():

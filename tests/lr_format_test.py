@@ -80,3 +80,15 @@ def test_bad_group_is_an_error():
     data[12 + 24:12 + 26] = (3).to_bytes(2, "little")  # group wider than 2 channels
     with pytest.raises(lr.LRFormatError, match="group"):
         lr.decode(bytes(data))
+
+
+def test_encode_refuses_what_decode_would_refuse():
+    # A 6x6 kernel needs 36 mask bits: writing it would make an unreadable LR.
+    wide = np.zeros((1, 6, 6), bool)
+    wide[0, :2, :2] = True
+    with pytest.raises(lr.LRFormatError, match="at most 32 cells"):
+        lr.encode([lr.LRLayer(0, 1, wide, np.zeros((2, 2), np.uint8))])
+    many = np.zeros((255, 3, 3), bool)
+    many[:, 1, 1] = True
+    with pytest.raises(lr.LRFormatError, match="at most 254 patterns"):
+        lr.encode([lr.LRLayer(0, 1, many, np.zeros((2, 2), np.uint8))])

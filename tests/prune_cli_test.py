@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 from conftest import conv_stack
 
 from cocopie_keras import cli
@@ -36,15 +37,75 @@ def test_prune_npz_to_keras_and_tflite(tmp_path, capsys):
     assert len(converter.read_lr(tflite.read_bytes())) == 2
 
 
+def one_error_line(capsys, command):
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"cocopie {command}: error: "), err
+    return lines[0]
+
+
 def test_prune_refuses_bad_arguments_before_training(tmp_path, capsys):
+    # Bad values exit 2, like argparse's own usage errors (see cocopie --help).
     model_path = tmp_path / "m.keras"
     small_classifier().save(model_path)
     code = cli.main(["prune", str(model_path), "--data", "mnist5k", "-o",
                      str(tmp_path / "p.keras"), "--connectivity-rate", "1.5"])
-    assert code == 1
-    assert "connectivity_rate=1.5" in capsys.readouterr().err
+    assert code == 2
+    assert "connectivity_rate=1.5" in one_error_line(capsys, "prune")
     code = cli.main(["prune", str(model_path), "--data", str(tmp_path / "nothing"), "-o",
                      str(tmp_path / "p.keras")])
-    assert code == 1
-    assert "Expected --data" in capsys.readouterr().err
+    assert code == 2
+    assert "Expected --data" in one_error_line(capsys, "prune")
     assert not (tmp_path / "p.keras").exists()
+
+
+def test_prune_refuses_output_paths_it_could_not_write_before_training(tmp_path, capsys):
+    model_path = tmp_path / "m.keras"
+    small_classifier().save(model_path)
+    for output, message in ((tmp_path / "p.h5", "end in .keras"),
+                            (tmp_path / "no" / "p.keras", "existing folder")):
+        assert cli.main(["prune", str(model_path), "--data", "mnist5k",
+                         "-o", str(output)]) == 2
+        assert message in one_error_line(capsys, "prune")
+
+
+def test_prune_refuses_labels_the_model_cannot_have(tmp_path, capsys):
+    model_path, data_path = tmp_path / "m.keras", tmp_path / "d.npz"
+    small_classifier().save(model_path)  # 3 outputs
+    rng = np.random.default_rng(0)
+    np.savez(data_path, x_train=rng.normal(size=(40, 8, 8, 1)), y_train=rng.integers(0, 10, 40))
+    code = cli.main(["prune", str(model_path), "--data", str(data_path), "-o",
+                     str(tmp_path / "p.keras"), "--admm-epochs", "1", "--finetune-epochs", "1",
+                     "--verbose", "0"])
+    assert code == 2
+    assert "labels in [0, 3)" in one_error_line(capsys, "prune")
+    np.savez(data_path, x_train=rng.normal(size=(40, 9, 9, 1)), y_train=rng.integers(0, 3, 40))
+    assert cli.main(["prune", str(model_path), "--data", str(data_path), "-o",
+                     str(tmp_path / "p.keras")]) == 2
+    assert "shape (8, 8, 1)" in one_error_line(capsys, "prune")
+    assert not (tmp_path / "p.keras").exists()
+
+
+def test_image_folders_are_fed_as_keras_loads_them(tmp_path, capsys):
+    # image_dataset_from_directory gives pixels 0-255; a model built for it
+    # rescales inside. Nothing is divided unless --image-scale says so.
+    from cocopie_keras.commands import prune
+
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for index in range(3):
+            keras.utils.save_img(tmp_path / label / f"{index}.png",
+                                 np.full((8, 8, 1), 200, np.uint8), scale=False)
+    (x_train, _), (x_test, _) = prune.load_data(str(tmp_path), (8, 8, 1))
+    assert x_train.max() == 200.0 and x_test.max() == 200.0
+    (x_train, _), _ = prune.load_data(str(tmp_path), (8, 8, 1),
+                                      image_scale=prune.image_scale("1/255"))
+    np.testing.assert_allclose(x_train.max(), 200 / 255, rtol=1e-6)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["prune", "m.keras", "--data", str(tmp_path), "-o", "p.keras",
+                  "--image-scale", "-1"])
+    assert exit_info.value.code == 2
+    assert "--image-scale" in one_error_line(capsys, "prune")
+    with pytest.raises(SystemExit):
+        cli.main(["prune", "--help"])
+    assert "0-255" in " ".join(capsys.readouterr().out.split())

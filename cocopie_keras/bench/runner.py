@@ -233,22 +233,43 @@ def _row(case, adapter_cls, result, threads, limits):
     return row
 
 
-def _add_speedups(rows):
-    base = {}
-    for row in rows:
-        if (row["runtime"], row["variant"], row["status"]) == ("xnnpack", "dense", "ok"):
-            base[(row["model"], row.get("layer"))] = row["median_ms"]
-    for row in rows:
-        reference = base.get((row["model"], row.get("layer")))
-        if reference and row["median_ms"] and row["status"] == "ok":
-            row["speedup_vs_xnnpack_dense"] = reference / row["median_ms"]
+def _measure(adapter_cls, case, threads, settings):
+    if settings["isolate"]:
+        return _run_worker(adapter_cls, case, threads, settings["warmup"], settings["repeat"],
+                           settings["max_run_s"], settings["worker_timeout_s"])
+    return worker.measure(adapter_cls, _model_path(adapter_cls, case), np.load(case.input_path),
+                          threads, settings["warmup"], settings["repeat"], settings["max_run_s"],
+                          os.path.dirname(case.tflite_path))
+
+
+def _measure_row(adapter_cls, case, threads, limits, settings):
+    """Measures one row; a baseline spread too wide to quote is measured again.
+
+    Every speed-up of a model rests on its XNNPACK dense row, so when that row
+    spreads wider than ``settings["spread_bound"]`` (another job disturbed
+    the run) it is re-measured up to ``settings["remeasure"]`` times and the
+    least spread attempt is kept. ``remeasured`` counts the extra attempts; a
+    row still too wide is flagged ``needs_remeasure`` by ``report.add_speedups``.
+    """
+    row = _row(case, adapter_cls, _measure(adapter_cls, case, threads, settings), threads, limits)
+    attempts = 0
+    is_baseline = (adapter_cls.name, case.variant) == ("xnnpack", "dense")
+    while (is_baseline and row["status"] == "ok" and attempts < settings["remeasure"]
+           and report.too_spread(row, settings["spread_bound"])):
+        attempts += 1
+        again = _row(case, adapter_cls, _measure(adapter_cls, case, threads, settings),
+                     threads, limits)
+        if again["status"] == "ok" and report.timing_spread(again) < report.timing_spread(row):
+            row = again
+    row["remeasured"] = attempts
+    return row
 
 
 def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xnnpack",),
                   threads=2, repeat=20, warmup=3, layer_models=(), connectivity_rate=None,
                   builders=None, work_dir=None, keep_work=False, isolate=True, max_run_s=None,
                   worker_timeout_s=1800, limits=None, quick=False, progress=True, note=None,
-                  seed=0, whole_models=True):
+                  seed=0, whole_models=True, spread_bound=report.SPREAD_BOUND, remeasure=2):
     """Measures every runtime on every (model, variant) and returns the results.
 
     Args:
@@ -273,6 +294,9 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
         progress: show a tqdm progress bar on stderr.
         whole_models: measure the whole models (``False``: only the layers of
             ``layer_models``).
+        spread_bound: largest p90/p10 of an XNNPACK dense baseline that
+            speed-ups may rest on (``report.SPREAD_BOUND``).
+        remeasure: extra measurements of a baseline spread wider than that.
 
     Returns:
         The results document (see ``report``).
@@ -286,9 +310,10 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
     _check_names(layer_models, tuple(models), "layer_models")
     _check_names(variants, models_lib.VARIANTS, "variants")
     classes = _resolve_runtimes(runtimes)
-    if threads < 1 or repeat < 1 or warmup < 0:
-        raise ValueError("Expected threads >= 1, repeat >= 1 and warmup >= 0. Received: "
-                         f"threads={threads}, repeat={repeat}, warmup={warmup}")
+    if threads < 1 or repeat < 1 or warmup < 0 or remeasure < 0:
+        raise ValueError("Expected threads >= 1, repeat >= 1, warmup >= 0 and remeasure >= 0. "
+                         f"Received: threads={threads}, repeat={repeat}, warmup={warmup}, "
+                         f"remeasure={remeasure}")
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"Expected connectivity_rate in [0, 1). Received: connectivity_rate={rate}")
     import keras
@@ -301,6 +326,9 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
     work_dir = tempfile.mkdtemp(prefix="cocopie_bench_") if own_dir else work_dir
     os.makedirs(work_dir, exist_ok=True)
     rows, layer_rows = [], []
+    settings = {"isolate": isolate, "warmup": warmup, "repeat": repeat, "max_run_s": max_run_s,
+                "worker_timeout_s": worker_timeout_s, "spread_bound": spread_bound,
+                "remeasure": remeasure}
     bar = tqdm(total=len(models) * len(variants) * len(classes) * bool(whole_models), unit="run",
                desc="cocopie bench", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     try:
@@ -336,14 +364,7 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
                     for adapter_cls in classes:
                         where = f"{model_name}/{variant}" + (f"/{case.layer}" if case.layer else "")
                         bar.set_postfix_str(f"{where}: {adapter_cls.name}")
-                        if isolate:
-                            result = _run_worker(adapter_cls, case, threads, warmup, repeat,
-                                                 max_run_s, worker_timeout_s)
-                        else:
-                            result = worker.measure(adapter_cls, _model_path(adapter_cls, case),
-                                                    np.load(case.input_path), threads, warmup,
-                                                    repeat, max_run_s, directory)
-                        row = _row(case, adapter_cls, result, threads, limits)
+                        row = _measure_row(adapter_cls, case, threads, limits, settings)
                         (layer_rows if case.layer else rows).append(row)
                         bar.update(1)
                 if not keep_work:
@@ -352,14 +373,15 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
         bar.close()
         if own_dir and not keep_work:
             shutil.rmtree(work_dir, ignore_errors=True)
-    _add_speedups(rows)
-    _add_speedups(layer_rows)
+    report.add_speedups(rows, spread_bound)
+    report.add_speedups(layer_rows, spread_bound)
     config = {"models": list(models), "variants": list(variants),
               "runtimes": [c.name for c in classes], "threads": threads, "repeat": repeat,
               "warmup": warmup, "connectivity_rate": rate, "layer_models": list(layer_models),
               "quick": quick, "isolated_workers": isolate, "max_run_s": max_run_s,
               "tolerance": {"atol": ATOL, "rtol": RTOL}, "started": started,
-              "finished": report.timestamp(), "note": note}
+              "finished": report.timestamp(), "note": note, "spread_bound": spread_bound,
+              "remeasure": remeasure}
     return {"machine": report.machine_info(), "versions": report.versions(classes),
             "peak_gflops": limits.get("peak_gflops"), "peak": limits, "config": config,
             "rows": rows, "layer_rows": layer_rows}

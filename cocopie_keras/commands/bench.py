@@ -53,6 +53,7 @@ def add_arguments(parser):
 def run(args):
     import os
 
+    from cocopie_keras import atomic_write
     from cocopie_keras.bench import report, runner
 
     preset = QUICK if args.quick else FULL
@@ -70,9 +71,13 @@ def run(args):
         progress=not args.no_progress, note=args.note,
         whole_models=not (args.per_layer_only and layer_models))
     problems = report.validate(doc)
-    report.write_json(doc, args.json)
     png = args.png or os.path.splitext(args.json)[0] + ".png"
-    report.plot(doc, png)
+    for path in (args.json, png):  # results may go to a new folder
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_write.atomic_path(args.json) as temporary:
+        report.write_json(doc, temporary)
+    with atomic_write.atomic_path(png) as temporary:
+        report.plot(doc, temporary)
     limits = doc["peak"]
     print(f"peak fp32 on {args.threads} thread(s): {_num(doc['peak_gflops'])} GFLOP/s "
           f"(sgemm {_num(limits.get('sgemm_gflops'))}, FMA loop "
@@ -83,10 +88,10 @@ def run(args):
         print()
         print(report.layer_table(doc))
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(report.text_table(doc, markdown=True) + "\n")
-            if doc["layer_rows"]:
-                f.write("\n" + report.layer_table(doc, markdown=True) + "\n")
+        text = report.text_table(doc, markdown=True) + "\n"
+        if doc["layer_rows"]:
+            text += "\n" + report.layer_table(doc, markdown=True) + "\n"
+        atomic_write.write_bytes(args.markdown, text.encode())
     for problem in problems:
         print("schema problem:", problem)
     print(args.json)

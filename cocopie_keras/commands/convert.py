@@ -13,14 +13,13 @@ def add_arguments(parser):
 
 
 def run(args):
-    import keras
-
+    from cocopie_keras import atomic_write
     from cocopie_keras import converter
+    from cocopie_keras.commands import _inputs
 
-    model = keras.saving.load_model(args.model, compile=False)
+    model = _inputs.load_keras_model(args.model)
     data = converter.convert(model, compact=not args.no_compact)
-    with open(args.output, "wb") as f:
-        f.write(data)
+    atomic_write.write_bytes(args.output, data)
     layers = converter.read_lr(data) or []
     print(f"wrote {args.output}: {len(data)} bytes, {len(layers)} pattern convs in the LR")
     return 0

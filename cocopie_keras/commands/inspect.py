@@ -14,13 +14,16 @@ def run(args):
     import json
 
     from cocopie_keras import converter
+    from cocopie_keras.commands import _inputs
     from cocopie_keras.converter import report
 
-    with open(args.model, "rb") as f:
-        data = f.read()
-    has_lr = converter.read_lr(data) is not None
-    layers = report.layer_reports(data)
-    problems = converter.check_lr(data)
+    data = _inputs.read_tflite(args.model)
+    try:
+        has_lr = converter.read_lr(data) is not None
+        layers = report.layer_reports(data)
+        problems = converter.check_lr(data)
+    except ValueError as error:  # names the file: the reader's message does not
+        raise ValueError(f"{args.model}: {error}") from None
     if args.json:
         print(json.dumps({"file": args.model, "bytes": len(data), "has_lr": has_lr,
                           "layers": layers, "problems": problems}, indent=2))

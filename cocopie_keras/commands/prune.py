@@ -4,8 +4,14 @@ ADMM, masked fine-tuning, and a plain .keras (optionally .tflite) result."""
 import os
 
 # What load_data accepts (shared with `cocopie tune`).
-DATA_HELP = ("'mnist5k' (built in), a .npz with x_train, y_train "
-             "[, x_test, y_test], or a folder of images in class sub-folders")
+DATA_HELP = ("'mnist5k' (built in, pixels 0-1), a .npz with x_train, y_train "
+             "[, x_test, y_test] (used as stored), or a folder of images in class "
+             "sub-folders (pixels 0-255, as keras.utils.image_dataset_from_directory "
+             "gives them; see --image-scale)")
+IMAGE_SCALE_HELP = ("multiply the pixels of an image folder (--data FOLDER) by this: the "
+                    "default 1 feeds them 0-255 like image_dataset_from_directory (for a "
+                    "model with its own Rescaling layer); 1/255 for a model that expects "
+                    "0-1")
 
 NAME = "prune"
 HELP = "pattern-prune a .keras classifier with ADMM + masked fine-tuning"
@@ -14,6 +20,8 @@ HELP = "pattern-prune a .keras classifier with ADMM + masked fine-tuning"
 def add_arguments(parser):
     parser.add_argument("model", help="trained .keras classifier (integer labels)")
     parser.add_argument("--data", required=True, help=DATA_HELP)
+    parser.add_argument("--image-scale", type=image_scale, default=1.0, metavar="SCALE",
+                        help=IMAGE_SCALE_HELP)
     parser.add_argument("-o", "--output", required=True, help="pruned .keras to write")
     parser.add_argument("--tflite", help="also write a .tflite with the pattern LR")
     parser.add_argument("--connectivity-rate", type=float, default=0.72)
@@ -37,8 +45,28 @@ def add_arguments(parser):
     parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
 
 
-def load_data(source, image_size=None):
-    """``((x_train, y_train), (x_test, y_test))`` from a --data value."""
+def image_scale(text):
+    """An --image-scale value: a positive number or fraction (``1/255``)."""
+    import argparse
+    import fractions
+
+    try:
+        value = float(fractions.Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number or fraction such as 1/255, got {text!r}")
+    return value
+
+
+def load_data(source, image_size=None, image_scale=1.0):
+    """``((x_train, y_train), (x_test, y_test))`` from a --data value.
+
+    An image folder is loaded as ``keras.utils.image_dataset_from_directory``
+    loads it (float pixels 0-255), times ``image_scale``; a .npz is used as
+    stored.
+    """
     import numpy as np
 
     if source == "mnist5k":
@@ -62,8 +90,15 @@ def load_data(source, image_size=None):
         dataset = keras.utils.image_dataset_from_directory(
             source, image_size=image_size[:2], batch_size=None, shuffle=True, seed=1234,
             color_mode="grayscale" if image_size[-1] == 1 else "rgb", verbose=False)
-        images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
-        return _split(np.stack(images).astype("float32") / 255.0, np.asarray(labels))
+        pairs = [(x.numpy(), y.numpy()) for x, y in dataset]
+        if not pairs:
+            raise ValueError(f"Expected images in class sub-folders of {source!r}. "
+                             "Received: none")
+        images, labels = zip(*pairs)
+        images = np.stack(images).astype("float32")
+        if image_scale != 1.0:
+            images *= np.float32(image_scale)
+        return _split(images, np.asarray(labels))
     raise ValueError(
         "Expected --data to be 'mnist5k', a .npz file or an image folder. "
         f"Received: --data={source!r}"
@@ -75,6 +110,42 @@ def _split(x, y, test_fraction=0.2):
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
 
 
+def check_data(model, arrays):
+    """Refuses data the model cannot train on, before any training.
+
+    Args:
+        model: the Keras classifier.
+        arrays: ``{name: (x, y)}``, e.g. ``{"train": (x_train, y_train)}``.
+
+    Raises:
+        ValueError: images not of the model's input shape, labels that are not
+            integers in ``[0, classes)``, or x and y of different lengths.
+    """
+    import numpy as np
+
+    expected = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
+    classes = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
+    for name, (x, y) in arrays.items():
+        x, y = np.asarray(x), np.asarray(y)
+        if expected is not None and (x.ndim != len(expected) + 1 or any(
+                want is not None and want != got for want, got in zip(expected, x.shape[1:]))):
+            raise ValueError(f"Expected {name} images of shape {expected} (the model's input). "
+                             f"Received: x_{name} of shape {x.shape}")
+        if len(x) != len(y) or len(x) == 0:
+            raise ValueError(f"Expected as many {name} labels as images (at least one). "
+                             f"Received: {len(x)} images, {len(y)} labels")
+        labels = y.reshape(len(y), -1)
+        integral = np.issubdtype(y.dtype, np.integer) or (
+            np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0))
+        if labels.shape[1] != 1 or not integral:
+            raise ValueError(f"Expected integer class labels, one per image. Received: y_{name} "
+                             f"of shape {y.shape} and dtype {y.dtype}")
+        low, high = int(labels.min()), int(labels.max())
+        if classes is not None and (low < 0 or high >= classes):
+            raise ValueError(f"Expected {name} labels in [0, {classes}) for a model with "
+                             f"{classes} outputs. Received: labels from {low} to {high}")
+
+
 def _compile(model, learning_rate, from_logits):
     import keras
 
@@ -84,13 +155,18 @@ def _compile(model, learning_rate, from_logits):
 
 
 def run(args):
-    import keras
-
+    from cocopie_keras import atomic_write
     from cocopie_keras import pruning
+    from cocopie_keras.commands import _inputs
     from cocopie_keras import sparsity
     from cocopie_keras.sparsity import recipe
 
-    model = keras.saving.load_model(args.model, compile=False)
+    # Output paths are checked first: a bad one must not cost a training run.
+    _inputs.check_output_path(args.output, "-o", suffix=".keras")
+    for option, path in (("--tflite", args.tflite), ("--plot", args.plot)):
+        if path:
+            _inputs.check_output_path(path, option)
+    model = _inputs.load_keras_model(args.model)
     shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else ()
     image_size = shape if len(shape) == 3 and None not in shape else None
     config = sparsity.PatternPruningConfig(  # bad values fail here, before any training
@@ -99,7 +175,10 @@ def run(args):
         skip_layers=[n for n in args.skip_layers.split(",") if n],
         group_size=args.group_size)
     config.resolve(model)
-    (x_train, y_train), (x_test, y_test) = load_data(args.data, image_size)
+    if os.path.isdir(args.data):  # say how the images are fed (see --image-scale)
+        print(f"images of {args.data} fed as pixels 0-255 times {args.image_scale:g}")
+    (x_train, y_train), (x_test, y_test) = load_data(args.data, image_size, args.image_scale)
+    check_data(model, {"train": (x_train, y_train), "test": (x_test, y_test)})
     last = model.layers[-1]
     from_logits = getattr(getattr(last, "activation", None), "__name__", "linear") != "softmax"
 
@@ -115,11 +194,13 @@ def run(args):
         update_every=args.update_every, update_unit="epoch", log_dir=args.log_dir,
         verbose=args.verbose)
     pruned_accuracy = result.model.evaluate(x_test, y_test, verbose=0)[1]
-    result.model.save(args.output)
+    with atomic_write.atomic_path(args.output, suffix=".keras") as temporary:
+        result.model.save(temporary)
     if args.plot:
         from cocopie_keras.sparsity import summaries
 
-        summaries.plot_pattern_summary(sparsity.pattern_info(result.wrapped), args.plot)
+        with atomic_write.atomic_path(args.plot) as temporary:
+            summaries.plot_pattern_summary(sparsity.pattern_info(result.wrapped), temporary)
     print(f"accuracy dense {dense_accuracy:.4f} -> pruned {pruned_accuracy:.4f}; "
           f"3x3 conv weight density {pruning.conv_weight_density(result.model):.3f}; "
           f"wrote {args.output}")
@@ -127,7 +208,6 @@ def run(args):
         from cocopie_keras import converter
 
         data = converter.convert(result.model)
-        with open(args.tflite, "wb") as f:
-            f.write(data)
+        atomic_write.write_bytes(args.tflite, data)
         print(f"wrote {args.tflite}: {len(converter.read_lr(data) or [])} pattern convs in the LR")
     return 0

@@ -14,9 +14,11 @@ HELP = "CoCo-Tune: find the smallest filter-pruned network keeping the accuracy"
 
 def add_arguments(parser):
     parser.add_argument("model", help="trained .keras Functional classifier (integer labels)")
-    from cocopie_keras.commands.prune import DATA_HELP
+    from cocopie_keras.commands.prune import DATA_HELP, IMAGE_SCALE_HELP, image_scale
 
     parser.add_argument("--data", required=True, help=DATA_HELP)
+    parser.add_argument("--image-scale", type=image_scale, default=1.0, metavar="SCALE",
+                        help=IMAGE_SCALE_HELP)
     parser.add_argument("--workdir", required=True,
                         help="folder for blocks and results; rerun with it to resume")
     parser.add_argument("--modules", help="JSON file: list of {convs, input, output} "
@@ -49,19 +51,19 @@ def _read_json(path, what):
 
 
 def run(args):
-    import keras
-
     from cocopie_keras import tune
-    from cocopie_keras.commands.prune import load_data
+    from cocopie_keras.commands import _inputs
+    from cocopie_keras.commands.prune import check_data, load_data
 
     try:
         rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
     except ValueError:
         raise ValueError(f"Expected comma-separated numbers. Received: --rates={args.rates!r}")
-    model = keras.saving.load_model(args.model, compile=False)
+    model = _inputs.load_keras_model(args.model)
     shape = tuple(model.inputs[0].shape[1:])
     image_size = shape if len(shape) == 3 and None not in shape else None
-    (x_train, y_train), (x_val, y_val) = load_data(args.data, image_size)
+    (x_train, y_train), (x_val, y_val) = load_data(args.data, image_size, args.image_scale)
+    check_data(model, {"train": (x_train, y_train), "validation": (x_val, y_val)})
     summary = tune.tune(
         model, (x_train, y_train), (x_val, y_val), args.workdir,
         modules=_read_json(args.modules, "--modules") if args.modules else None,

@@ -120,14 +120,16 @@ def run(args):
 
     from cocopie_keras.converter import tuning
 
+    from cocopie_keras import atomic_write
+    from cocopie_keras.commands import _inputs
+
     shape = _parse_shape(args.input_shape) if args.input_shape else None
-    with open(args.model, "rb") as f:
-        data = f.read()
+    data = _inputs.read_tflite(args.model)
     tuned, rows = tune_kernels(data, threads=args.threads, cache=args.cache,
                                retune=args.retune, input_shape=shape)
     output = args.output or args.model
-    with open(output, "wb") as f:
-        f.write(tuned)
+    # Rewriting MODEL in place: a failed write must not lose it.
+    atomic_write.write_bytes(output, tuned)
     if args.json:
         print(json.dumps({"file": output, "threads": args.threads, "layers": rows}, indent=2))
         return 0

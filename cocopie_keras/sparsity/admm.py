@@ -6,9 +6,13 @@ wrapped layer keeps ``Z`` (the projection of ``W + U`` onto patterns and
 connectivity) and the scaled dual ``U``; the loss gets ``ρ/2·‖W − Z + U‖²``
 (added by ``PatternPruneWrapper``), and every N epochs or steps this callback
 updates ``Z ← Π(W + U)``, ``U ← U + W − Z`` and raises ρ (rescaling the
-scaled dual ``U`` so that ``ρU`` is kept). All of that state
-lives in the wrappers' variables, so a checkpoint taken mid-ADMM resumes
-with the same ``Z``, ``U`` and counters.
+scaled dual ``U`` so that ``ρU`` is kept). All of that state, and ADMM's
+clock (steps counted by the train step itself, epochs begun, where the last
+update was), lives in the wrappers' variables, so a checkpoint taken
+mid-ADMM (``ModelCheckpoint``, ``keras.callbacks.BackupAndRestore``, in
+either order with this callback) resumes with the same ``Z``, ``U``, ρ,
+pattern ids and counters: an update the checkpoint was written just before
+is made up when training resumes, from the same weights.
 
 Example:
 
@@ -107,7 +111,9 @@ class ADMMCallback(_PruningCallbackBase):
     """Drives ADMM pattern regularization during ``fit``.
 
     Args:
-        update_every: ``Z``/``U`` update period (>= 1).
+        update_every: ``Z``/``U`` update period (>= 1), counted in the
+            wrappers' variables: over every ``fit`` of the model and across
+            a checkpoint restore.
         update_unit: ``"epoch"`` or ``"step"``.
         rho: a ``RhoSchedule`` (or a float for a constant ρ).
         log_dir: optional TensorBoard directory: per layer residual,
@@ -126,6 +132,9 @@ class ADMMCallback(_PruningCallbackBase):
     Example:
 
     >>> model.fit(x, y, epochs=6, callbacks=[ADMMCallback(rho=RhoSchedule(0.1, 1.2))])
+    >>> # Resumable after a crash; the two callbacks may come in either order.
+    >>> model.fit(x, y, epochs=6, callbacks=[
+    ...     keras.callbacks.BackupAndRestore("backup"), ADMMCallback()])
     """
 
     adds_admm_loss = True
@@ -171,31 +180,27 @@ class ADMMCallback(_PruningCallbackBase):
                 f"{done} (use MaskedFineTuneCallback after hard_prune)"
             )
         super().on_train_begin(logs)
-        counters = [int(keras.ops.convert_to_numpy(w.admm_steps)) for w in wrappers]
-        self._steps = max(counters)
         if self.log_dir and self._writer is None:
             from cocopie_keras.sparsity import summaries
 
             self._writer = summaries.PruningSummaryWriter(self.log_dir)
-        if int(keras.ops.convert_to_numpy(wrappers[0].admm_updates)) == 0:
-            self._update()  # Z ← Π(W), U ← 0 before the first step
+        # The state is read at the first epoch, not here: a BackupAndRestore
+        # later in the callback list restores it in its own on_train_begin.
 
     def _on_step_end(self, batch, logs=None):
-        self._steps += 1
-        if self._steps % self.update_every == 0:
+        if self._update_due():
             self._update()
-        else:
-            self._save_steps()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._iterations_at_epoch = self._iterations()
+        # Z ← Π(W), U ← 0 before the first step; after a restore, the update
+        # the checkpoint was written before (if any).
+        if self._update_due():
+            self._update()
+        for wrapper in self._wrappers:
+            wrapper.admm_epochs.assign_add(1)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.update_unit == "epoch":
-            # The optimizer counts the steps; no per-batch hook is needed.
-            self._steps += self._iterations() - self._iterations_at_epoch
-            self._save_steps()
-        if self.update_unit == "epoch" and (epoch + 1) % self.update_every == 0:
+        if self.update_unit == "epoch" and self._update_due():
             self._update()
         if logs is not None and self.history:
             layers = self.history[-1]["layers"].values()
@@ -204,24 +209,38 @@ class ADMMCallback(_PruningCallbackBase):
             logs["admm_pattern_change"] = float(np.mean([r["pattern_change"] for r in layers]))
 
     def on_train_end(self, logs=None):
+        # A fit resumed after its last epoch's checkpoint runs no epoch.
+        if self._counter("admm_updates") > 0 and self._update_due():
+            self._update()
         super().on_train_end(logs)
         if self._writer is not None:
             self._writer.flush()
 
-    def _iterations(self):
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+    def _counter(self, name):
+        """The largest value of a counter over the wrappers (all agree, unless a
+        wrapped layer was not called in some steps)."""
+        return max(int(keras.ops.convert_to_numpy(getattr(w, name))) for w in self._wrappers)
 
-    def _save_steps(self):
-        # One scalar per layer: the checkpoint then resumes the step count.
-        for wrapper in self._wrappers:
-            wrapper.admm_steps.assign(self._steps)
+    def _update_due(self):
+        """Whether the next Z/U update is due, from the wrappers' variables only."""
+        if self._counter("admm_updates") == 0:
+            return True
+        if self.update_unit == "epoch":
+            since = self._counter("admm_epochs") - self._counter("admm_update_epoch")
+        else:
+            since = self._counter("admm_steps") - self._counter("admm_update_step")
+        return since >= self.update_every
 
     def _update(self):
-        index = int(keras.ops.convert_to_numpy(self._wrappers[0].admm_updates))
+        index = self._counter("admm_updates")
+        steps, epochs = self._counter("admm_steps"), self._counter("admm_epochs")
         rho = self.rho(index)
         records = {w.layer.name: w.admm_update(rho) for w in self._wrappers}
-        self._save_steps()
-        entry = {"update": index, "step": self._steps, "rho": rho, "layers": records}
+        for wrapper in self._wrappers:
+            wrapper.admm_steps.assign(steps)
+            wrapper.admm_update_step.assign(steps)
+            wrapper.admm_update_epoch.assign(epochs)
+        entry = {"update": index, "step": steps, "rho": rho, "layers": records}
         self.history.append(entry)
         if self._writer is not None:
             self._writer.write_admm(entry, self._wrappers)

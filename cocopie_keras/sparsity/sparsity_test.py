@@ -137,14 +137,26 @@ def test_admm_reduces_the_residual_monotonically_on_a_toy_problem():
     wrapped = sparsity.prune_wrap(model, sparsity.PatternPruningConfig(connectivity_rate=0.25))
     wrapped.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
     callback = sparsity.ADMMCallback(rho=1.0)
-    wrapped.fit(x, y, batch_size=2, epochs=6, verbose=0, callbacks=[callback])
+    first_update = StateAtFirstStep()
+    wrapped.fit(x, y, batch_size=2, epochs=6, verbose=0, callbacks=[callback, first_update])
+    # The first update, read from the layer's state: U starts at zero and Z at
+    # the projection of W, with the rho given.
+    start = first_update.state["conv"]
+    assert start["admm_updates"] == 1
+    np.testing.assert_array_equal(start["admm_u"], 0.0)
+    kernel = start["kernel"].astype(np.float64)
+    pool = sparsity.pruning_wrappers(wrapped)[0].pattern_pool
+    z_expected = kernel * patterns.project_kernel(kernel, pool, connectivity_rate=0.25).mask
+    assert np.any(z_expected) and np.any(z_expected != kernel)
+    np.testing.assert_allclose(start["admm_z"], z_expected, rtol=1e-6, atol=1e-7)
+    assert float(start["admm_rho"]) == pytest.approx(1.0)
+    assert callback.history[0]["layers"]["conv"]["residual"] == pytest.approx(
+        np.linalg.norm(kernel - z_expected), rel=1e-5)
     residuals = [entry["layers"]["conv"]["residual"] for entry in callback.history]
     assert len(residuals) == 7
     assert all(later < earlier for earlier, later in zip(residuals, residuals[1:])), residuals
     assert residuals[-1] < 0.01 * residuals[0]
     assert callback.history[-1]["layers"]["conv"]["pattern_change"] == 0.0
-    first_u = callback.history[0]  # U starts at zero
-    assert first_u["rho"] == 1.0
     schedule = sparsity.RhoSchedule(0.5, 1.5, 1.0)
     assert [schedule(k) for k in range(4)] == pytest.approx([0.5, 0.75, 1.0, 1.0])
 
@@ -188,6 +200,19 @@ def _assert_same_state(first, second, **tolerance):
         for name in first[layer]:
             np.testing.assert_allclose(first[layer][name], second[layer][name],
                                        err_msg=f"{layer}.{name}", **tolerance)
+
+
+class StateAtFirstStep(keras.callbacks.Callback):
+    """The wrappers' state just before the first training step: after the
+    ADMM callback's first update, before any gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.state = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.state is None:
+            self.state = _state(self.model)
 
 
 class Snapshot(keras.callbacks.Callback):

@@ -24,6 +24,9 @@ from cocopie_keras import patterns as patterns_lib
 UNSET = -2
 """Pattern id before the first projection."""
 
+_OWN_VARIABLES_BEFORE_COUNTERS = 8
+"""Own variables of a wrapper saved before the ADMM epoch and update counters."""
+
 
 class MaskConstraint:
     """Kernel constraint ``W ↦ mask · inner(W)`` (``inner`` is the layer's own
@@ -105,6 +108,14 @@ class PatternPruneWrapper(keras.layers.Wrapper):
         self.admm_updates = state("admm_updates", (), "int64", 0)
         self.admm_steps = state("admm_steps", (), "int64", 0)
         self.pruned = state("pruned", (), "int32", 0)
+        # ADMM's clock, kept here so that any checkpoint of the model carries
+        # it: admm_steps counts train steps (in the train step itself),
+        # admm_epochs the epochs begun; the update_* pair is where the last
+        # Z/U update happened on each. Derived from these, a missed update is
+        # seen and made up after a restore (ADMMCallback).
+        self.admm_epochs = state("admm_epochs", (), "int64", 0)
+        self.admm_update_step = state("admm_update_step", (), "int64", 0)
+        self.admm_update_epoch = state("admm_update_epoch", (), "int64", 0)
         constraint = kernel.constraint
         if isinstance(constraint, MaskConstraint):
             constraint = constraint.inner
@@ -140,7 +151,21 @@ class PatternPruneWrapper(keras.layers.Wrapper):
                 # ρ/2·‖W − Z + U‖²; its gradient ρ(W − Z + U) pulls W to Z − U.
                 gap = self.layer.kernel - self.admm_z + self.admm_u
                 self.add_loss(0.5 * self.admm_rho * keras.ops.sum(keras.ops.square(gap)))
+                # Counted by the step itself: a checkpoint taken at any point
+                # (BackupAndRestore, ModelCheckpoint) holds the exact count.
+                self.admm_steps.assign_add(1)
         return self.layer(inputs)
+
+    def load_own_variables(self, store):
+        if len(store.keys()) != _OWN_VARIABLES_BEFORE_COUNTERS:
+            return super().load_own_variables(store)
+        # A file saved before the epoch/update counters existed: load what it
+        # has, and count the next update period from the saved step (the
+        # period is the callback's, unknown here).
+        own = self._trainable_variables + self._non_trainable_variables
+        for index, variable in enumerate(own[:_OWN_VARIABLES_BEFORE_COUNTERS]):
+            variable.assign(store[f"{index}"])
+        self.admm_update_step.assign(self.admm_steps)
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)

@@ -1,11 +1,11 @@
 """Runs the cocopie delegate on the models of ``make_models.py`` (no TF/Keras).
 
 Meant for the emulated arm64 runtime (numpy + ``tflite_runtime`` under
-qemu-aarch64), it also runs on the host with ``ai_edge_litert``. For every
-model and every kernel the library accepts, the delegate's outputs must match
-stock kernels of the same runtime and the host's stock outputs, at several
-batch and spatial sizes (input resizes), and the delegate must claim every
-conv. Bad options must be refused with ValueError. The SIMD target the
+qemu-aarch64), it also runs on the host with ``ai_edge_litert`` (or
+``tflite_runtime``). For every model and every kernel (the library must
+accept each), the delegate's outputs must match stock kernels of the same
+runtime and the host's stock outputs, at several batch and spatial sizes
+(input resizes), and the delegate must claim every conv. Bad options must be refused with ValueError. The SIMD target the
 kernels dispatch to is printed; ``--expect-target`` makes a different one a
 failure (e.g. NEON on a CPU without SVE).
 
@@ -84,16 +84,14 @@ def check_bad_options(library_path):
 
 
 def accepted_kernels(library_path):
-    kernels = []
+    """Every kernel: a build that refuses one fails (it would otherwise go
+    untested without a word)."""
     for kernel in KERNELS:
         try:
             load_delegate(library_path, {"kernel": kernel})
-        except ValueError:
-            if kernel in ("auto", "reference"):
-                raise
-            continue
-        kernels.append(kernel)
-    return kernels
+        except ValueError as error:
+            raise Failure(f"the delegate refuses kernel={kernel}: {error}") from error
+    return list(KERNELS)
 
 
 def check_case(models_dir, case, library_path, kernels, threads):

@@ -12,11 +12,16 @@
 #      needs the network (plus a downloader config that blocks every URL, so a
 #      missing override fails at once instead of hanging on a download).
 #   3. bazel build //delegate:libcocopie_delegate.so //:cocopie_keras
-#      bazel test  //delegate/...
+#      bazel test  //delegate/... //:all   (the C++ unit tests, and
+#      //:package_import_test, which imports the Python package as users do)
+#
+# The Python test runs on the project's virtualenv (`make install` makes it):
+# it has the package's dependencies, Debian's python3 has not.
 #
 # Environment knobs:
 #   COCOPIE_BAZEL_ROOT  where Bazel keeps its output (default ~/.cache/cocopie-bazel)
 #   BAZEL               Bazel binary to use (default: Debian's bazel-4)
+#   COCOPIE_BAZEL_PYTHON  interpreter of the Python targets (default: .venv/bin/python)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -82,6 +87,9 @@ mkdir -p "$BAZEL_ROOT"
 } > "$RC"
 say "wrote $RC"
 
+# Read by the @cocopie_venv_python repository (tools/bazel/python_venv.bzl).
+export COCOPIE_BAZEL_PYTHON="${COCOPIE_BAZEL_PYTHON:-$ROOT/.venv/bin/python}"
+
 STARTUP=(--output_user_root="$BAZEL_ROOT/out" --bazelrc="$RC")
 bz() { (cd "$ROOT" && "$BAZEL" "${STARTUP[@]}" "$@"); }
 # Don't leave a Bazel server (a JVM) running after the script.
@@ -115,11 +123,13 @@ if [[ -n "$undef" ]]; then
 fi
 
 if [[ -z "${BAZEL_TARGETS_ONLY:-}" ]]; then
+  [[ -x "$COCOPIE_BAZEL_PYTHON" ]] ||
+    die "no Python for //:package_import_test at $COCOPIE_BAZEL_PYTHON (run \`make install\` first)"
   t1=$SECONDS
-  say "bazel test //delegate/..."
+  say "bazel test //delegate/... //:all (Python: $COCOPIE_BAZEL_PYTHON)"
   rc=0
   log="$(mktemp)"
-  bz test //delegate/... 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+  bz test //delegate/... //:all 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
   # One plain summary line (per test target) for CI log readers.
   npass=$(grep -cE '^//[^ ]+ .*PASSED in' "$log" || true)
   nfail=$(grep -cE '^//[^ ]+ .*(FAILED|TIMEOUT|INCOMPLETE|NO STATUS)' "$log" || true)
