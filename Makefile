@@ -76,16 +76,24 @@ test:
 	  "$(COLD_MACHINE_TEST_TIME) on a cold 2-core machine"
 	@rm -rf $(TEST_LOGS) && mkdir -p $(TEST_LOGS)
 	@set -o pipefail; for step in $(TEST_STEPS) test-python; do \
-	  $(MAKE) --no-print-directory $$step 2>&1 | tee $(TEST_LOGS)/$$step.log || \
+	  $(MAKE) -j$$(nproc) --no-print-directory $$step 2>&1 | tee $(TEST_LOGS)/$$step.log || \
 	    { echo "make test: step $$step failed (log: $(TEST_LOGS)/$$step.log)"; exit 1; }; \
 	done
 	@$(PY) tools/test_summary.py $(TEST_LOGS) $(TEST_STEPS) test-python
 
 # --- pieces ----------------------------------------------------------------------
 # Kernel and LR-parser unit tests, under AddressSanitizer + UBSan.
-$(OUT)/cc_tests: $(DELEGATE_SRCS) $(DELEGATE_HDRS) $(DELEGATE_TESTS) | $(OUT)/.apt-stamp
-	g++ $(CXXFLAGS_TEST) $(DELEGATE_SRCS) $(DELEGATE_TESTS) -o $@ \
-	  -lgtest -lgtest_main -lhwy -lpthreadpool -lpthread
+# One object per source, compiled once (position-independent, hidden
+# symbols) for both the unit-test binary and the ASan library, in parallel.
+SANITIZED_OBJ := $(OUT)/sanitized
+SANITIZED_SRC_OBJS := $(patsubst delegate/%.cc,$(SANITIZED_OBJ)/%.o,$(DELEGATE_SRCS))
+SANITIZED_TEST_OBJS := $(patsubst delegate/%.cc,$(SANITIZED_OBJ)/%.o,$(DELEGATE_TESTS))
+$(SANITIZED_OBJ)/%.o: delegate/%.cc $(DELEGATE_HDRS) | $(OUT)/.apt-stamp
+	@mkdir -p $(@D)
+	g++ $(CXXFLAGS_TEST) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(OUT)/cc_tests: $(SANITIZED_SRC_OBJS) $(SANITIZED_TEST_OBJS)
+	g++ $(CXXFLAGS_TEST) $^ -o $@ -lgtest -lgtest_main -lhwy -lpthreadpool -lpthread
 
 test-cc: $(OUT)/cc_tests
 	$(OUT)/cc_tests --gtest_brief=1
@@ -94,9 +102,8 @@ test-cc: $(OUT)/cc_tests
 # and tf.lite) by the delegate tests. --capture=sys keeps a sanitizer report
 # (written to fd 2 just before the process aborts) visible.
 ASAN_LIB := $(OUT)/libcocopie_delegate_asan.so
-$(ASAN_LIB): $(DELEGATE_SRCS) $(DELEGATE_HDRS) | $(OUT)/.apt-stamp
-	g++ $(CXXFLAGS_TEST) -fPIC -shared -fvisibility=hidden $(DELEGATE_SRCS) -o $@ \
-	  -lhwy -lpthreadpool -lpthread
+$(ASAN_LIB): $(SANITIZED_SRC_OBJS)
+	g++ $(CXXFLAGS_TEST) -shared $^ -o $@ -lhwy -lpthreadpool -lpthread
 
 test-asan: $(ASAN_LIB) install
 	LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libubsan.so)" \

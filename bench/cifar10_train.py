@@ -34,6 +34,9 @@ import cifar10_data  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "results", "cifar10")
+DEFAULT_WORKDIR = os.path.join(
+    os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")),
+    "cocopie-keras", "cifar10_dense")
 
 
 def build_model(mean, std, widths=(64, 256, 256), stem=32):
@@ -211,8 +214,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True,
                         help="folder of class folders (train/<class>/*.jpg) or its .tar.gz")
-    parser.add_argument("--workdir", default=os.path.join("out", "cifar10_dense"),
-                        help="checkpoints, decoded-image cache and per-epoch record")
+    parser.add_argument("--workdir", default=DEFAULT_WORKDIR,
+                        help="checkpoints, decoded-image cache and per-epoch record (default "
+                             "outside the work tree, so that a fresh checkout on the same "
+                             "machine resumes)")
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--epochs", type=int, default=18)
     parser.add_argument("--batch-size", type=int, default=256)

@@ -17,6 +17,9 @@ py_runtime(
     name = "venv_python3",
     interpreter_path = "{interpreter}",
     python_version = "PY3",
+    # The launcher script's own first line: Bazel's default asks PATH for a
+    # `python`, which a plain Debian PATH does not have.
+    stub_shebang = "#!{interpreter}",
 )
 
 py_runtime_pair(
