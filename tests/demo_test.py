@@ -3,6 +3,7 @@
 import json
 import os
 
+import keras
 import pytest
 
 from cocopie_keras import demo
@@ -20,6 +21,10 @@ REQUIRED = ["dense_accuracy", "pruned_accuracy", "conv_weight_density",
 
 
 def test_short_demo_writes_a_complete_summary(tmp_path):
+    # Keras numbers its tensors process-wide and the .tflite keeps those
+    # names, so the file's size depends on what ran before in this process;
+    # `make demo` starts from a fresh process, which a cleared session matches.
+    keras.backend.clear_session()
     summary, path = demo.run_demo(out_dir=str(tmp_path), epochs=2, finetune_epochs=2,
                                   verbose=0)
     with open(path) as f:
