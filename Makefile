@@ -32,7 +32,7 @@ apt_install = missing=$$(for p in $(1); do \
 TEST_STEPS := test-cc test-asan bazel
 -include mk/*.mk
 
-.PHONY: all install demo test test-cc test-asan test-python bazel clean
+.PHONY: all install demo test test-cc test-asan test-python bazel bench-kernels clean
 
 all: install
 
@@ -95,8 +95,20 @@ $(SANITIZED_OBJ)/%.o: delegate/%.cc $(DELEGATE_HDRS) | $(OUT)/.apt-stamp
 $(OUT)/cc_tests: $(SANITIZED_SRC_OBJS) $(SANITIZED_TEST_OBJS)
 	g++ $(CXXFLAGS_TEST) $^ -o $@ -lgtest -lgtest_main -lhwy -lpthreadpool -lpthread
 
-test-cc: $(OUT)/cc_tests
+# Speed of the convolution kernels on real layer shapes (delegate/bench/);
+# test-cc runs it once on a tiny layer so that it keeps building and running.
+KERNEL_BENCH := $(OUT)/pattern_conv_bench
+KERNEL_BENCH_SRCS := delegate/bench/pattern_conv_bench.cc delegate/pattern_conv.cc \
+  delegate/pattern_conv_simd.cc delegate/pattern_conv_block.cc delegate/lr_format.cc
+$(KERNEL_BENCH): $(KERNEL_BENCH_SRCS) $(DELEGATE_HDRS) | $(OUT)/.apt-stamp
+	g++ -std=c++17 -O3 -I. -Wall -Werror $(KERNEL_BENCH_SRCS) -o $@ -lhwy -lpthreadpool -lpthread
+
+bench-kernels: $(KERNEL_BENCH)
+	$(KERNEL_BENCH) --threads 2
+
+test-cc: $(OUT)/cc_tests $(KERNEL_BENCH)
 	$(OUT)/cc_tests --gtest_brief=1
+	$(KERNEL_BENCH) --threads 1 --repeats 1 --layer 9,8,8,1 --layer 9,8,8,2 | grep -q "^custom  *rows .* ms"
 
 # The delegate built with ASan + UBSan, loaded into the real runtimes (LiteRT
 # and tf.lite) by the delegate tests. --capture=sys keeps a sanitizer report

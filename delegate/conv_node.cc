@@ -2,6 +2,7 @@
 
 #include "delegate/cocopie_delegate.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cstdint>
 #include <sstream>
@@ -270,23 +271,34 @@ ConvStep MakeConvStep(TfLiteContext* context, int node_index,
   return step;
 }
 
+bool BlockExpectedFaster(double padding, const ConvGeometry& g) {
+  // Crossovers measured with out/pattern_conv_bench on AVX2 (block 16),
+  // sweeping --group 1..16 on 256-channel layers: the rows kernel wins from
+  // 3.2 block taps per kept tap on a 28x28 output, from 6.5 on 8x8, never on
+  // 4x4, where its pixel tiles are mostly padding and the block kernel's
+  // channel lanes are full. Unknown sizes (0) count as large.
+  const int64_t pixels = int64_t{g.out_h} * g.out_w;
+  const double limit = pixels >= 256 || pixels == 0 ? 2.5 : pixels >= 64 ? 5.0 : 12.0;
+  return padding <= limit;
+}
+
 void ChooseKernel(int choice, ConvStep* step) {
-  // The block kernel multiplies the zeros of its tap unions, yet with free
-  // (unshared) 4-of-9 patterns, where the union is nearly all 9 cells, it
-  // still runs 3-4x faster than the exact row kernel (bench/layer_ratio.py
-  // --free-patterns, AVX-512). Only a union far larger than the kept taps,
-  // e.g. a 1x1 layer with most single weights removed, would reverse that.
-  constexpr double kMaxBlockPadding = 8.0;
   step->use_block = false;
+  step->built_in_block = false;
   if (choice == kCocopieKernelRows || choice == kCocopieKernelReference) return;
   BlockPackedWeights blocks = PackChannelBlocks(step->weights, PreferredChannelBlock());
-  const bool worth_it =
-      blocks.padded_taps <= kMaxBlockPadding * static_cast<double>(blocks.kept_taps);
-  if (choice == kCocopieKernelBlock || worth_it) {
+  step->block_padding = static_cast<double>(blocks.padded_taps) /
+                        static_cast<double>(std::max<int64_t>(1, blocks.kept_taps));
+  if (choice == kCocopieKernelBlock || BlockExpectedFaster(step->block_padding, step->geometry)) {
     step->blocks = std::move(blocks);
     step->use_block = true;
   }
   step->built_in_block = step->use_block;
+}
+
+void RefreshBuiltInChoice(int choice, ConvStep* step) {
+  if (choice != kCocopieKernelAuto) return;
+  step->built_in_block = BlockExpectedFaster(step->block_padding, step->geometry);
 }
 
 }  // namespace cocopie

@@ -71,16 +71,29 @@ struct ConvStep {
   bool use_block = false;
   BlockPackedWeights blocks;
   BlockConvScratch block_scratch;
-  // What ChooseKernel picked (the built-in choice tuning=off restores).
+  // What ChooseKernel picked (the built-in choice tuning=off restores),
+  // refreshed for the output size by RefreshBuiltInChoice.
   bool built_in_block = false;
+  // Block-kernel taps run per kept tap (PackChannelBlocks at the preferred
+  // block): 1 for weights grouped as the block kernel wants, about 6 for free
+  // patterns.
+  double block_padding = 0.0;
   // Signature and CPU key the kernel choice was last resolved for by
   // TuneConvStep (empty: not yet).
   std::string tuning_key;
 };
 
+// Whether the block kernel is expected to run a layer faster than the rows
+// kernel, from its block padding and output size (out_h = 0: not known yet).
+bool BlockExpectedFaster(double block_padding, const ConvGeometry& g);
+
 // Picks the SIMD kernel for `step` (`choice` is the delegate's kernel option)
 // and packs the weights it needs.
 void ChooseKernel(int choice, ConvStep* step);
+
+// Re-decides the built-in choice once the step's geometry is known (the
+// tuner applies it when nothing else chose the kernel).
+void RefreshBuiltInChoice(int choice, ConvStep* step);
 
 // Builds the step for a node that passed CheckConvNode (with the same
 // `sparse_filter`).

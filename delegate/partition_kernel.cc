@@ -100,7 +100,10 @@ class PartitionKernel {
     pool_owner_ = state_->ThreadPool(context);
     pool_ = pool_owner_.get();
     // Kernel tuning needs the geometry just computed (kernel_tuning.h).
-    for (ConvStep& step : steps_) TuneConvStep(state_, &step, pool_, lr_.get());
+    for (ConvStep& step : steps_) {
+      RefreshBuiltInChoice(state_->options().kernel, &step);
+      TuneConvStep(state_, &step, pool_, lr_.get());
+    }
     return kTfLiteOk;
   }
 

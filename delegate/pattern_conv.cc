@@ -114,6 +114,11 @@ PackedPatternWeights PackPatternWeights(const LrLayer& layer,
     }
   }
   w.kernel_begin.push_back(static_cast<int32_t>(w.in_channel.size()));
+  w.filter_order.resize(w.out_c);
+  for (int co = 0; co < w.out_c; ++co) w.filter_order[co] = co;
+  std::stable_sort(w.filter_order.begin(), w.filter_order.end(), [&w](int32_t a, int32_t b) {
+    return w.kernel_begin[a + 1] - w.kernel_begin[a] > w.kernel_begin[b + 1] - w.kernel_begin[b];
+  });
   return w;
 }
 

@@ -64,6 +64,12 @@ struct PackedPatternWeights {
   std::vector<float> weights;          // per kept kernel: `entries` values
   std::vector<uint32_t> pattern_masks;  // the LR table
   std::vector<float> bias;             // out_c values (zeros when absent)
+  // Output channels, most kept kernels first (ties in channel order): the
+  // order PatternConvSimd hands filters to the pool's threads, so the long
+  // ones start first and the threads end together (filter-kernel reorder).
+  // Computed when packing, not stored in the LR: it follows from the kept
+  // kernels the LR already holds, and outputs stay in the model's order.
+  std::vector<int32_t> filter_order;
 
   int64_t kept_kernels() const { return static_cast<int64_t>(in_channel.size()); }
 };
@@ -82,10 +88,15 @@ std::vector<int> MaskCells(uint32_t mask);
 void PatternConvReference(const ConvGeometry& g, const PackedPatternWeights& w,
                           const float* input_nhwc, float* output_nhwc);
 
-// SIMD kernel (Highway, dispatched at run time to the best target the CPU
-// has). Works on a zero-padded, stride-phase-split channel-major copy of the
-// input so that every tap is a contiguous row load; `scratch` is reused
-// between calls. `pool` may be null (single thread).
+// Free-pattern SIMD kernel, the "rows" kernel (Highway, dispatched at run
+// time to the best target the CPU has): work proportional to the kept
+// weights whatever each kernel's pattern and connectivity. Output pixels run
+// along the vector lanes in a register tile of up to 8 rows x 2 vectors of
+// one output channel, picked per layer from the output size; filters are
+// handed to the threads longest first (filter_order). Works on a zero-padded,
+// stride-phase-split channel-major copy of the input so that every tap is a
+// contiguous row load; `scratch` is reused between calls. `pool` may be null
+// (single thread).
 struct PatternConvScratch {
   std::vector<float> input_phases;
   std::vector<float> output_chw;

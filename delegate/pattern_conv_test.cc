@@ -343,6 +343,37 @@ TEST(PatternConv, ConnectivityPrunedPointwise) {
   PatternConvTester().Pointwise().Input(6, 6).Channels(64, 64).BlockPatterns().Removed(0.72)
       .Stride(2).Test();
 }
+// Output sizes from 1x1 to 20x40, so that the free-pattern kernel runs every
+// tile shape it picks (1..8 rows of one vector, 1..6 rows of two) with
+// partial row and column tiles, at stride 1 and 2, on every target.
+TEST(PatternConv, EveryTileShapeAndTail) {
+  for (int h = 1; h <= 20; ++h) {
+    for (int w : {1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 33, 40}) {
+      for (int stride : {1, 2}) {
+        PatternConvTester().Input(h * stride, w * stride).Channels(3, 5).Stride(stride)
+            .Removed(0.3).OneBlockVariant().Test();
+        if (HasFatalFailure()) {
+          ADD_FAILURE() << "output " << h << "x" << w << " stride " << stride;
+          return;
+        }
+      }
+    }
+  }
+}
+TEST(PatternConv, FilterOrderPutsTheLongestFiltersFirst) {
+  LrLayer layer;
+  layer.out_channels = 4;
+  layer.in_channels = 3;
+  layer.kernel_h = layer.kernel_w = 3;
+  layer.entries_per_pattern = 4;
+  layer.pattern_masks = DefaultPatterns();
+  // Kept kernels per filter: 1, 3, 0, 3.
+  const uint8_t x = kRemovedKernel;
+  layer.kernel_pattern = {0, x, x, /**/ 1, 2, 3, /**/ x, x, x, /**/ 4, 5, 6};
+  const std::vector<float> filter(4 * 9 * 3, 1.0f);
+  const PackedPatternWeights packed = PackPatternWeights(layer, filter.data(), nullptr);
+  EXPECT_EQ(packed.filter_order, (std::vector<int32_t>{1, 3, 0, 2}));
+}
 TEST(PatternConv, SinglePixel) {
   PatternConvTester().Input(1, 1).Channels(1, 1).Test();
 }

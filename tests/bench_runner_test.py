@@ -153,6 +153,17 @@ def test_bad_arguments_are_refused():
         runner.run_benchmark(runtimes=["tensorrt"])
     with pytest.raises(ValueError, match="threads=0"):
         runner.run_benchmark(threads=0)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="Expected group_size"):
+            runner.run_benchmark(group_size=bad)
+
+
+def test_pruned_rows_name_their_group_size():
+    doc = bench(["builtin"], variants=("dense", "pattern_conn"), group_size=1)
+    assert doc["config"]["group_size"] == 1
+    assert {row["variant"]: row["group_size"] for row in doc["rows"]} == {
+        "dense": None, "pattern_conn": 1}
+    assert report.validate(doc) == []
 
 
 def test_chart_and_tables_are_written(tmp_path):

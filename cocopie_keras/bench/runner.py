@@ -269,7 +269,8 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
                   threads=2, repeat=20, warmup=3, layer_models=(), connectivity_rate=None,
                   builders=None, work_dir=None, keep_work=False, isolate=True, max_run_s=None,
                   worker_timeout_s=1800, limits=None, quick=False, progress=True, note=None,
-                  seed=0, whole_models=True, spread_bound=report.SPREAD_BOUND, remeasure=2):
+                  seed=0, whole_models=True, spread_bound=report.SPREAD_BOUND, remeasure=2,
+                  group_size=None):
     """Measures every runtime on every (model, variant) and returns the results.
 
     Args:
@@ -297,15 +298,24 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
         spread_bound: largest p90/p10 of an XNNPACK dense baseline that
             speed-ups may rest on (``report.SPREAD_BOUND``).
         remeasure: extra measurements of a baseline spread wider than that.
+        group_size: output channels sharing a pattern and a removal in the
+            pruned variants (default ``models.PATTERN_GROUP``; 1 gives every
+            kernel its own pattern, as free pruning does). Every pruned row
+            names it.
 
     Returns:
         The results document (see ``report``).
 
     Raises:
-        ValueError: for unknown names, threads < 1, repeat < 1 or warmup < 0.
+        ValueError: for unknown names, threads < 1, repeat < 1, warmup < 0 or
+            group_size < 1.
     """
     builders = dict(builders or {})
     rate = models_lib.CONNECTIVITY_RATE if connectivity_rate is None else connectivity_rate
+    group_size = models_lib.PATTERN_GROUP if group_size is None else group_size
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"Expected group_size to be an integer >= 1. Received: "
+                         f"group_size={group_size!r}")
     _check_names(models, tuple(models_lib.ALL_MODEL_NAMES) + tuple(builders), "models")
     _check_names(layer_models, tuple(models), "layer_models")
     _check_names(variants, models_lib.VARIANTS, "variants")
@@ -339,7 +349,7 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
                     lambda name=model_name: models_lib.build_model(name, seed))
                 keras.utils.set_random_seed(seed)
                 keras_model = build()
-                models_lib.apply_variant(keras_model, variant, rate)
+                models_lib.apply_variant(keras_model, variant, rate, group_size)
                 shape = (1,) + tuple(keras_model.input_shape[1:])
                 models_lib.normalize_activations(
                     keras_model, np.random.default_rng(seed).normal(size=shape).astype(np.float32))
@@ -365,6 +375,7 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
                         where = f"{model_name}/{variant}" + (f"/{case.layer}" if case.layer else "")
                         bar.set_postfix_str(f"{where}: {adapter_cls.name}")
                         row = _measure_row(adapter_cls, case, threads, limits, settings)
+                        row["group_size"] = None if variant == "dense" else group_size
                         (layer_rows if case.layer else rows).append(row)
                         bar.update(1)
                 if not keep_work:
@@ -377,7 +388,8 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
     report.add_speedups(layer_rows, spread_bound)
     config = {"models": list(models), "variants": list(variants),
               "runtimes": [c.name for c in classes], "threads": threads, "repeat": repeat,
-              "warmup": warmup, "connectivity_rate": rate, "layer_models": list(layer_models),
+              "warmup": warmup, "connectivity_rate": rate, "group_size": group_size,
+              "layer_models": list(layer_models),
               "quick": quick, "isolated_workers": isolate, "max_run_s": max_run_s,
               "tolerance": {"atol": ATOL, "rtol": RTOL}, "started": started,
               "finished": report.timestamp(), "note": note, "spread_bound": spread_bound,

@@ -38,6 +38,10 @@ def add_arguments(parser):
                         help="with --per-layer: skip the whole-model measurements")
     parser.add_argument("--connectivity-rate", type=float, default=models.CONNECTIVITY_RATE,
                         help="kernels removed by pattern_conn (default 0.72)")
+    parser.add_argument("--group-size", type=int, default=models.PATTERN_GROUP,
+                        help="output channels sharing a pattern and a removal in the pruned "
+                             f"variants; 1: free per-kernel patterns (default "
+                             f"{models.PATTERN_GROUP})")
     parser.add_argument("--max-run-seconds", type=float,
                         help="stop a runtime whose first run takes longer (default 10)")
     parser.add_argument("--json", required=True, help="results file to write")
@@ -69,7 +73,7 @@ def run(args):
         isolate=not args.no_isolate,
         max_run_s=args.max_run_seconds or preset["max_run_seconds"], quick=args.quick,
         progress=not args.no_progress, note=args.note,
-        whole_models=not (args.per_layer_only and layer_models))
+        whole_models=not (args.per_layer_only and layer_models), group_size=args.group_size)
     problems = report.validate(doc)
     png = args.png or os.path.splitext(args.json)[0] + ".png"
     for path in (args.json, png):  # results may go to a new folder
