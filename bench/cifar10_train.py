@@ -19,6 +19,10 @@ optimizer state in ``--workdir`` after every epoch, and the per-epoch record
 command continues where it stopped and the recorded wall time adds up over
 restarts. At the end the model is written to ``--out/dense.keras`` and the
 record to ``--out/dense_training.json``.
+
+``--init MODEL.keras`` starts from a trained model instead of random weights
+and runs a second one-cycle on it (a warm restart); the record then keeps the
+first run's record under ``"init"`` and its wall time counts in the total.
 """
 
 import argparse
@@ -98,6 +102,36 @@ class AugmentedBatches:
             batch = self.padded[index[:, None, None], rows, cols]
             yield batch.astype(np.float32), one_hot[index]
 
+    def dataset(self, first_epoch=0):
+        """An endless ``tf.data.Dataset`` of the epochs from ``first_epoch`` on."""
+        import tensorflow as tf
+
+        def forever():
+            epoch = first_epoch
+            while True:
+                yield from self.epoch(epoch)
+                epoch += 1
+
+        return tf.data.Dataset.from_generator(
+            forever, output_signature=(tf.TensorSpec((None, 32, 32, 3), tf.float32),
+                                       tf.TensorSpec((None, 10), tf.float32))).prefetch(2)
+
+
+def compile_model(model, schedule, weight_decay=5e-4, label_smoothing=0.2):
+    """The recipe's optimizer and loss: SGD with Nesterov momentum, decoupled
+    weight decay on kernels only, label-smoothed cross-entropy on one-hot labels."""
+    import keras
+
+    optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
+                                     weight_decay=weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                            label_smoothing=label_smoothing),
+                  metrics=["accuracy"],
+                  # XLA halves the step time of this net on a 2-core CPU (measured).
+                  jit_compile=True)
+
 
 class OneCycle:
     """Linear warm-up from peak/10 to peak, then linear decay to zero."""
@@ -142,6 +176,22 @@ def _save_json(path, value):
     os.replace(temporary, path)
 
 
+def _load_init(path, model):
+    """Copies a trained model's weights into ``model``; returns its training record."""
+    import keras
+
+    trained = keras.saving.load_model(path, compile=False)
+    if [w.shape for w in trained.weights] != [w.shape for w in model.weights]:
+        raise ValueError(f"Expected a model built by build_model. Received: init={path}")
+    model.set_weights(trained.get_weights())
+    record_path = os.path.join(os.path.dirname(path), "dense_training.json")
+    if not os.path.exists(record_path):
+        raise ValueError(f"Expected the training record {record_path} beside the initial "
+                         f"model, so that its wall time counts. Received: init={path}")
+    with open(record_path) as f:
+        return json.load(f)
+
+
 def train(args):
     import keras
 
@@ -151,18 +201,11 @@ def train(args):
     mean = x_train.reshape(-1, 3).mean(axis=0)
     std = x_train.reshape(-1, 3).std(axis=0)
     model = build_model(mean, std)
+    previous = _load_init(args.init, model) if args.init else None
     batches = AugmentedBatches(x_train, y_train, args.batch_size, args.seed)
     steps = len(batches)
     schedule = OneCycle(args.lr, steps * args.epochs, int(steps * args.warmup_epochs))
-    optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
-                                     weight_decay=args.weight_decay)
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                            label_smoothing=0.2),
-                  metrics=["accuracy"],
-                  # XLA halves the step time of this net on a 2-core CPU (measured).
-                  jit_compile=True)
+    compile_model(model, schedule, args.weight_decay)
     record = _load_record(args.workdir)
 
     class EpochRecord(keras.callbacks.Callback):
@@ -178,17 +221,7 @@ def train(args):
             print(f"epoch {epoch + 1}/{args.epochs}: val_accuracy "
                   f"{logs['val_accuracy']:.4f} ({record[-1]['seconds']} s)", flush=True)
 
-    def forever():
-        epoch = 0
-        while True:
-            yield from batches.epoch(epoch)
-            epoch += 1
-
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.from_generator(
-        forever, output_signature=(tf.TensorSpec((None, 32, 32, 3), tf.float32),
-                                   tf.TensorSpec((None, 10), tf.float32))).prefetch(2)
+    dataset = batches.dataset()
     y_val_hot = keras.utils.to_categorical(y_val, 10)
     model.fit(dataset, epochs=args.epochs, steps_per_epoch=steps,
               validation_data=(x_val.astype(np.float32), y_val_hot), validation_batch_size=500,
@@ -198,6 +231,7 @@ def train(args):
     _, val_accuracy = model.evaluate(x_val.astype(np.float32), y_val_hot, batch_size=500,
                                      verbose=0)
     os.makedirs(args.out, exist_ok=True)
+    run_seconds = sum(r["seconds"] for r in record)
     # Saved without the optimizer's state: half the file, and what pruning
     # and conversion start from.
     keras.Model(model.inputs, model.outputs, name=model.name).save(
@@ -213,8 +247,9 @@ def train(args):
                   "validation_per_class": cifar10_data.VALIDATION_PER_CLASS,
                   "split_seed": cifar10_data.SPLIT_SEED},
         "val_accuracy": float(val_accuracy),
-        "wall_seconds": round(sum(r["seconds"] for r in record), 1),
+        "wall_seconds": round(run_seconds + (previous["wall_seconds"] if previous else 0), 1),
         "epochs": record,
+        **({"init": previous} if previous else {}),
     })
     print(f"validation accuracy {val_accuracy:.4f}; model in {args.out}/dense.keras")
     return val_accuracy
@@ -235,6 +270,8 @@ def parse_args(argv=None):
     parser.add_argument("--warmup-epochs", type=float, default=2.0)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", help="a model saved by this script to warm-start from "
+                                       "(its dense_training.json must sit beside it)")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or not 0 < args.warmup_epochs < args.epochs:
         parser.error("expected epochs >= 1, batch size >= 1 and 0 < warmup < epochs")

@@ -2,7 +2,7 @@
 
 The delegate's block kernel runs fastest when ``G`` consecutive output channels
 share one pattern per input channel, and connectivity pruning removes whole
-``(group, input channel)`` slices (``cocopie_keras.codesign``, ``G = 32``).
+``(group, input channel)`` slices (``patterns.project_kernel``, ``G = 32``).
 This study measures what that constraint costs in accuracy against free
 patterns (``G = 1``: every kernel picks its own pattern, connectivity removes
 single kernels) at the same conv weight density.
@@ -33,6 +33,7 @@ def run_seed(seed, args, data):
 
     from cocopie_keras import demo
     from cocopie_keras import pruning
+    from cocopie_keras import sparsity
 
     (x_train, y_train), (x_test, y_test) = data
 
@@ -53,12 +54,14 @@ def run_seed(seed, args, data):
         keras.utils.set_random_seed(seed + 100)
         model = demo.build_cnn()
         model.set_weights(weights)
-        projections = demo.prune_for_delegate(model, args.connectivity_rate, group)
-        compile_model(model)
+        wrapped = sparsity.prune_wrap(model, demo.pruning_config(args.connectivity_rate, group))
+        sparsity.hard_prune(wrapped)
+        compile_model(wrapped)
         # The dense model gets the same extra epochs below, so no variant
         # trains longer than another.
-        model.fit(x_train, y_train, batch_size=64, epochs=args.finetune_epochs, verbose=0,
-                  callbacks=[pruning.PatternMaskCallback(projections)])
+        wrapped.fit(x_train, y_train, batch_size=64, epochs=args.finetune_epochs, verbose=0,
+                    callbacks=[sparsity.MaskedFineTuneCallback()])
+        model = sparsity.strip_pruning(wrapped)
         rows.append({"seed": seed, "variant": "grouped" if group > 1 else "free",
                      "group_size": group,
                      "accuracy": float(model.evaluate(x_test, y_test, verbose=0)[1]),

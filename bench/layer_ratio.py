@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cocopie_keras import benchmark, codesign, converter, delegate, patterns  # noqa: E402
+from cocopie_keras import benchmark, converter, delegate, patterns  # noqa: E402
 
 # (name, H, W, Cin, Cout, stride)
 LAYERS = [
@@ -52,10 +52,8 @@ def pruned_layer(h, w, cin, cout, stride, rate, free_patterns):
     ])
     conv = model.layers[0]
     kernel = conv.kernel.numpy()
-    if free_patterns:
-        projection = patterns.project_kernel(kernel, connectivity_rate=rate)
-    else:
-        projection = codesign.project_kernel_grouped(kernel, connectivity_rate=rate)
+    projection = patterns.project_kernel(kernel, connectivity_rate=rate,
+                                         group_size=1 if free_patterns else 32)
     conv.kernel.assign(kernel * projection.mask)
     kept_macs = int(projection.mask.sum()) * (-(-h // stride)) * (-(-w // stride))
     return model, kept_macs
@@ -69,8 +67,8 @@ def pruned_depthwise(h, w, channels, stride, rate, free_patterns):
     ])
     conv = model.layers[0]
     kernel = conv.kernel.numpy()
-    projection = codesign.project_depthwise_grouped(
-        kernel, connectivity_rate=rate, group_size=1 if free_patterns else 16)
+    projection = patterns.project_kernel(
+        kernel, connectivity_rate=rate, group_size=1 if free_patterns else 16, depthwise=True)
     conv.kernel.assign(kernel * projection.mask)
     kept_macs = int(projection.mask.sum()) * (-(-h // stride)) * (-(-w // stride))
     return model, kept_macs

@@ -49,28 +49,28 @@ def build_cnn():
     )
 
 
-def prune_for_delegate(model, connectivity_rate, group_size):
-    """Pattern + connectivity pruning of every 3×3 Conv2D, in place.
+def pruning_config(connectivity_rate, group_size):
+    """The demo's pruning: the fixed 4-of-9 pool on every 3×3 Conv2D.
 
     ``group_size`` consecutive output channels share one pattern per input
-    channel (``cocopie_keras.codesign``): 32 matches the delegate's block
+    channel (``patterns.project_kernel``): 32 matches the delegate's block
     kernel exactly; 1 lets every kernel pick its own pattern.
-
-    Returns:
-        ``{layer name: KernelProjection}`` for ``PatternMaskCallback``.
     """
-    from cocopie_keras import codesign
-    from cocopie_keras import pruning
+    from cocopie_keras import sparsity
 
-    projections = {}
-    for layer in pruning.prunable_conv_layers(model):
-        kernel = layer.kernel.numpy()
-        rate = connectivity_rate if kernel.shape[2] > 1 else 0.0
-        projection = codesign.project_kernel_grouped(
-            kernel, connectivity_rate=rate, group_size=group_size)
-        layer.kernel.assign(kernel * projection.mask)
-        projections[layer.name] = projection
-    return projections
+    return sparsity.PatternPruningConfig(connectivity_rate=connectivity_rate,
+                                         pattern_pool="fixed", group_size=group_size)
+
+
+def prune_for_delegate(model, connectivity_rate, group_size):
+    """Deprecated: ``sparsity.prune_in_place(model, pruning_config(...))``."""
+    import warnings
+
+    from cocopie_keras import sparsity
+
+    warnings.warn("cocopie_keras.demo.prune_for_delegate is deprecated; use "
+                  "cocopie_keras.sparsity.prune_in_place", DeprecationWarning, stacklevel=2)
+    return sparsity.prune_in_place(model, pruning_config(connectivity_rate, group_size))
 
 
 def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
@@ -86,6 +86,7 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
     from cocopie_keras import converter
     from cocopie_keras import delegate as delegate_lib
     from cocopie_keras import pruning
+    from cocopie_keras import sparsity
 
     keras.utils.set_random_seed(SEED)
     os.makedirs(out_dir, exist_ok=True)
@@ -109,13 +110,15 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
     timings["train_dense_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    projections = prune_for_delegate(model, connectivity_rate, group_size)
-    one_shot_accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
-    compile_model(model)  # fresh optimizer state for fine-tuning
-    model.fit(x_train, y_train, batch_size=64, epochs=finetune_epochs,
-              verbose=verbose, validation_split=0.1,
-              callbacks=[pruning.PatternMaskCallback(projections)])
-    pruned_accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
+    wrapped = sparsity.prune_wrap(model, pruning_config(connectivity_rate, group_size))
+    projections = sparsity.hard_prune(wrapped)
+    compile_model(wrapped)  # fresh optimizer state for fine-tuning
+    one_shot_accuracy = wrapped.evaluate(x_test, y_test, verbose=0)[1]
+    wrapped.fit(x_train, y_train, batch_size=64, epochs=finetune_epochs,
+                verbose=verbose, validation_split=0.1,
+                callbacks=[sparsity.MaskedFineTuneCallback()])
+    pruned_accuracy = wrapped.evaluate(x_test, y_test, verbose=0)[1]
+    model = sparsity.strip_pruning(wrapped)
     pruned_tflite = converter.convert(model)
     timings["prune_finetune_s"] = time.perf_counter() - start
     atomic_write.write_bytes(os.path.join(out_dir, "mnist_cnn_pruned.tflite"), pruned_tflite)

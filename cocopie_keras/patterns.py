@@ -271,7 +271,7 @@ def connectivity_keep(scores, connectivity_rate):
     Returns:
         bool ``(n,)``, True for kept kernels.
     """
-    _check_rate(connectivity_rate)
+    check_rate(connectivity_rate)
     keep = np.ones(scores.size, dtype=bool)
     num_removed = int(np.floor(connectivity_rate * scores.size))
     if num_removed:
@@ -279,62 +279,99 @@ def connectivity_keep(scores, connectivity_rate):
     return keep
 
 
-def _check_rate(connectivity_rate):
-    if not 0.0 <= connectivity_rate < 1.0:
+def check_rate(rate, name="connectivity_rate"):
+    """Raises ``ValueError`` unless ``rate`` is a number in ``[0, 1)``."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) \
+            or not 0.0 <= rate < 1.0:
+        raise ValueError(f"Expected {name} in [0, 1). Received: {name}={rate!r}")
+
+
+def check_group_size(group_size):
+    """Raises ``ValueError`` unless ``group_size`` is a positive int."""
+    if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) \
+            or group_size < 1:
         raise ValueError(
-            "Expected connectivity_rate in [0, 1). "
-            f"Received: connectivity_rate={connectivity_rate}"
-        )
+            f"Expected group_size to be a positive int. Received: group_size={group_size!r}")
 
 
-def project_kernel(kernel, pool=None, connectivity_rate=0.0, pattern=True):
+def project_kernel(kernel, pool=None, connectivity_rate=0.0, pattern=True, *,
+                   group_size=1, depthwise=False):
     """Projects a conv kernel onto a pattern pool (+ connectivity pruning).
 
-    For every ``(in, out)`` kernel the pattern keeping the largest sum of
-    squared weights is chosen; then the fraction ``connectivity_rate`` of the
-    layer's kernels with the smallest retained norm is removed. The two
-    projections compose: ``pattern=False`` applies connectivity pruning alone
-    (kernels ranked by their full norm; the pool is one all-ones pattern).
+    The one projection that training (ADMM, hard pruning), the benchmark
+    variants and the tools call. Consecutive output channels form groups of
+    ``group_size``; per input channel a group takes the pattern keeping the
+    largest sum of squared weights of its kernels, and connectivity pruning
+    removes the fraction ``connectivity_rate`` of the (input channel, group)
+    slices with the smallest retained norm, whole. ``group_size=1`` lets
+    every kernel choose its own pattern and be removed alone (the paper's
+    free patterns); 32 is what the delegate's block kernel runs without a
+    wasted multiply. ``pattern=False`` applies connectivity pruning alone
+    (slices ranked by their full norm; the pool is one all-ones pattern).
 
     Args:
-        kernel: array ``(kh, kw, in, out)`` (Keras Conv2D layout; also the
-            DepthwiseConv2D layout ``(kh, kw, in, multiplier)``).
+        kernel: array ``(kh, kw, in, out)`` (Keras Conv2D layout), or with
+            ``depthwise=True`` the DepthwiseConv2D layout
+            ``(kh, kw, channels, 1)``, whose channels are grouped (a removed
+            group's outputs become the bias).
         pool: bool ``(P, kh, kw)``; default ``default_pattern_pool()``.
-        connectivity_rate: fraction of kernels to remove, in ``[0, 1)``.
+        connectivity_rate: fraction of slices to remove, in ``[0, 1)``.
         pattern: apply the pattern projection.
+        group_size: output channels (depthwise: channels) sharing a pattern;
+            the last group may be smaller.
+        depthwise: ``kernel`` is a depthwise kernel of depth multiplier 1.
 
     Returns:
-        A ``KernelProjection``.
+        A ``KernelProjection`` (``pattern_ids`` has the kernel's last two
+        dimensions).
 
     Raises:
-        ValueError: on shape mismatches or a rate outside ``[0, 1)``.
+        ValueError: on shape mismatches, a rate outside ``[0, 1)`` or a
+            group size below 1.
     """
     kernel = np.asarray(kernel)
+    if kernel.ndim != 4:
+        raise ValueError(
+            f"Expected a kernel of shape (kh, kw, in, out). Received: shape={kernel.shape}")
     if not pattern:
-        if kernel.ndim != 4:
-            raise ValueError(
-                f"Expected a kernel of shape (kh, kw, in, out). Received: shape={kernel.shape}"
-            )
         pool = np.ones((1,) + kernel.shape[:2], dtype=bool)
     pool = validate_pattern_pool(default_pattern_pool() if pool is None else pool)
-    if kernel.ndim != 4 or kernel.shape[:2] != pool.shape[1:]:
+    if kernel.shape[:2] != pool.shape[1:] or (depthwise and kernel.shape[3] != 1):
+        layout = "channels, 1" if depthwise else "in, out"
         raise ValueError(
-            f"Expected a kernel of shape ({pool.shape[1]}, {pool.shape[2]}, in, "
-            f"out) to match the pattern pool. Received: shape={kernel.shape}"
-        )
-    _check_rate(connectivity_rate)
-    kh, kw, cin, cout = kernel.shape
-    ids, best = assign_patterns(kernel, pool)
-    ids[~connectivity_keep(best, connectivity_rate)] = REMOVED
+            f"Expected a kernel of shape ({pool.shape[1]}, {pool.shape[2]}, {layout}) to "
+            f"match the pattern pool. Received: shape={kernel.shape}")
+    check_rate(connectivity_rate)
+    check_group_size(group_size)
+    if depthwise:
+        # Channels as the output channels of a one-input convolution, so that
+        # groups of consecutive channels share a pattern.
+        kernel = np.transpose(kernel, (0, 1, 3, 2))
+    ids = _grouped_pattern_ids(kernel, pool, connectivity_rate, group_size)
+    removed = ids == REMOVED
+    mask = pool[np.where(removed, 0, ids)]  # (in, out, kh, kw)
+    mask[removed] = False
+    mask = np.transpose(mask, (2, 3, 0, 1))
+    if depthwise:
+        ids, mask = ids.T, np.transpose(mask, (0, 1, 3, 2))
+    return KernelProjection(pattern_ids=ids.astype(np.int32), mask=mask, pool=pool)
 
-    ids = ids.reshape(cin, cout)
-    mask = pool[np.where(ids == REMOVED, 0, ids)]  # (in, out, kh, kw)
-    mask = np.where((ids == REMOVED)[..., None, None], False, mask)
-    return KernelProjection(
-        pattern_ids=ids.astype(np.int32),
-        mask=np.transpose(mask, (2, 3, 0, 1)),
-        pool=pool,
-    )
+
+def _grouped_pattern_ids(kernel, pool, connectivity_rate, group_size):
+    """Per-kernel pattern ids ``(in, out)`` of the grouped projection above."""
+    kh, kw, cin, cout = kernel.shape
+    groups = -(-cout // group_size)
+    squares = np.square(kernel.astype(np.float64)).reshape(kh * kw, cin, cout)
+    padded = np.zeros((kh * kw, cin, groups * group_size))
+    padded[:, :, :cout] = squares
+    # Energy per (cell, in, group): the group's kernels summed.
+    energy = padded.reshape(kh * kw, cin, groups, group_size).sum(axis=3)
+    flat_pool = pool.reshape(len(pool), kh * kw).astype(np.float64)
+    retained = np.einsum("pc,cig->pig", flat_pool, energy)  # (P, in, groups)
+    ids = np.argmax(retained, axis=0)  # (in, groups)
+    best = np.take_along_axis(retained, ids[None], axis=0)[0]
+    ids.reshape(-1)[~connectivity_keep(best.reshape(-1), connectivity_rate)] = REMOVED
+    return np.repeat(ids, group_size, axis=1)[:, :cout]
 
 
 def dense_to_blocks(kernel, block_size):

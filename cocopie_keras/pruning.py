@@ -1,18 +1,24 @@
-"""One-shot pattern + connectivity pruning of a Keras model, and fine-tuning
-that keeps the pruned weights at zero.
+"""Deprecated entry points kept for one release; ``cocopie_keras.sparsity`` is
+the pruning API.
 
-Example:
+``prune_model`` is ``sparsity.prune_in_place`` restricted to the Conv2D layers
+whose kernel size matches the pool; ``PatternMaskCallback`` holds the zeros
+with the same ``sparsity.MaskConstraint`` the wrappers use. New code:
 
->>> projections = prune_model(model, connectivity_rate=0.3)
->>> model.fit(x, y, epochs=2, callbacks=[PatternMaskCallback(projections)])
->>> tflite_bytes = cocopie_keras.converter.convert(model)
+>>> config = sparsity.PatternPruningConfig(connectivity_rate=0.72)
+>>> wrapped = sparsity.prune_wrap(model, config)
+>>> sparsity.hard_prune(wrapped)
+>>> wrapped.fit(x, y, callbacks=[sparsity.MaskedFineTuneCallback()])
+>>> tflite_bytes = cocopie_keras.converter.convert(sparsity.strip_pruning(wrapped))
 """
+
+import warnings
 
 import keras
 import numpy as np
 
-from cocopie_keras import codesign
 from cocopie_keras import patterns as patterns_lib
+from cocopie_keras import sparsity
 
 
 def prunable_conv_layers(model, pattern_pool=None):
@@ -27,6 +33,7 @@ def prunable_conv_layers(model, pattern_pool=None):
         layer
         for layer in model._flatten_layers(include_self=False)
         if isinstance(layer, keras.layers.Conv2D)
+        and not isinstance(layer, keras.layers.DepthwiseConv2D)
         and tuple(layer.kernel_size) == pool.shape[1:]
         and getattr(layer, "groups", 1) == 1
     ]
@@ -34,89 +41,61 @@ def prunable_conv_layers(model, pattern_pool=None):
 
 def prune_model(model, pattern_pool=None, connectivity_rate=0.0,
                 skip_first_conv=False, layer_names=None, group_size=1):
-    """Projects the model's 3×3 Conv2D kernels onto patterns, in place.
+    """Deprecated: ``sparsity.prune_in_place`` with a ``PatternPruningConfig``.
 
-    Args:
-        model: a built ``keras.Model``.
-        pattern_pool: bool ``(P, kh, kw)``; default 8 four-entry patterns.
-        connectivity_rate: fraction of each layer's kernels to remove, in
-            ``[0, 1)``; never applied to a layer with a single input channel.
-        skip_first_conv: leave the first prunable convolution dense.
-        layer_names: prune only these layers (names of Conv2D layers).
-        group_size: consecutive output channels that share one pattern per
-            input channel and are removed together by connectivity pruning
-            (``cocopie_keras.codesign``). 1 (default) lets every kernel pick
-            its own pattern; 32 is what the delegate's block kernel runs
-            without a wasted multiply (``codesign.DELEGATE_CHANNEL_BLOCK``;
-            its accuracy cost is measured by ``bench/codesign_accuracy.py``).
+    Projects the model's Conv2D kernels of the pool's size (3×3 by default)
+    onto patterns, in place; ``connectivity_rate`` is never applied to a
+    layer with a single input channel; ``group_size`` output channels share
+    a pattern (``patterns.project_kernel``).
 
     Returns:
-        ``{layer name: KernelProjection}`` for the pruned layers; pass it to
-        ``PatternMaskCallback`` to fine-tune.
+        ``{layer name: KernelProjection}`` for the pruned layers.
 
     Raises:
         ValueError: if the model is not built, a rate is out of range, or a
             named layer is missing or cannot be pattern-pruned.
     """
+    warnings.warn("cocopie_keras.pruning.prune_model is deprecated; use "
+                  "cocopie_keras.sparsity.prune_in_place", DeprecationWarning, stacklevel=2)
     if not model.built:
         raise ValueError(
             "Expected a built model. Received: model "
             f"{model.name!r} is not built (call it on data first)"
         )
-    if not 0.0 <= connectivity_rate < 1.0:
-        raise ValueError(
-            "Expected connectivity_rate in [0, 1). "
-            f"Received: connectivity_rate={connectivity_rate}"
-        )
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-        raise ValueError(
-            f"Expected group_size to be a positive integer. Received: group_size={group_size!r}"
-        )
-    candidates = prunable_conv_layers(model, pattern_pool)
+    pool = patterns_lib.validate_pattern_pool(
+        patterns_lib.default_pattern_pool() if pattern_pool is None else pattern_pool)
+    candidates = [layer.name for layer in prunable_conv_layers(model, pool)]
     if layer_names is not None:
-        by_name = {layer.name: layer for layer in candidates}
-        unknown = [name for name in layer_names if name not in by_name]
+        unknown = [name for name in layer_names if name not in candidates]
         if unknown:
             raise ValueError(
                 "Expected names of 3x3 Conv2D layers (groups=1). "
-                f"Received: layer_names={unknown} "
-                f"(prunable layers: {sorted(by_name)})"
+                f"Received: layer_names={unknown} (prunable layers: {sorted(candidates)})"
             )
-        candidates = [by_name[name] for name in layer_names]
-    elif skip_first_conv:
-        candidates = candidates[1:]
-
-    projections = {}
-    for layer in candidates:
-        kernel = keras.ops.convert_to_numpy(layer.kernel)
-        rate = connectivity_rate if kernel.shape[2] > 1 else 0.0
-        if group_size > 1:
-            projection = codesign.project_kernel_grouped(
-                kernel, pattern_pool, connectivity_rate=rate, group_size=group_size)
-        else:
-            projection = patterns_lib.project_kernel(kernel, pattern_pool, rate)
-        layer.kernel.assign(kernel * projection.mask)
-        projections[layer.name] = projection
-    return projections
+        chosen = list(layer_names)
+    else:
+        chosen = candidates[1:] if skip_first_conv else candidates
+    others = [layer.name for layer in model._flatten_layers(include_self=False)
+              if hasattr(layer, "kernel") and layer.name not in chosen]
+    config = sparsity.PatternPruningConfig(
+        connectivity_rate=connectivity_rate, pattern_pool=pool, group_size=group_size,
+        entries=int(pool[0].sum()), num_patterns=len(pool), skip_layers=others)
+    return sparsity.prune_in_place(model, config) if chosen else {}
 
 
 @keras.saving.register_keras_serializable(package="cocopie_keras")
 class PatternMaskCallback(keras.callbacks.Callback):
-    """Holds pattern-pruned weights at zero while a model trains.
+    """Deprecated: fine-tune a ``sparsity.prune_wrap`` model with
+    ``sparsity.MaskedFineTuneCallback``.
 
-    The optimizer keeps updating every weight; after each training batch the
-    masks from ``prune_model`` are applied again, so the weights that leave
-    ``fit`` obey the patterns exactly (what the converter and the delegate
-    require).
+    Holds pruned weights at zero while a plain model trains: for the fit it
+    puts ``sparsity.MaskConstraint`` (the wrappers' mechanism: ``W·mask``
+    after every optimizer step) on each masked kernel, and takes it off at
+    the end.
 
     Args:
         projections: ``{layer name: KernelProjection}`` from ``prune_model``,
             or ``{layer name: bool mask}`` with the kernel's shape.
-
-    Example:
-
-    >>> masks = prune_model(model)
-    >>> model.fit(x, y, callbacks=[PatternMaskCallback(masks)])
     """
 
     def __init__(self, projections):
@@ -125,10 +104,10 @@ class PatternMaskCallback(keras.callbacks.Callback):
             name: np.asarray(getattr(p, "mask", p), dtype=bool)
             for name, p in projections.items()
         }
-        self._targets = []
+        self._held = []
 
     def on_train_begin(self, logs=None):
-        self._targets = []
+        self._held = []
         for name, mask in self.masks.items():
             try:
                 layer = self.model.get_layer(name)
@@ -142,17 +121,20 @@ class PatternMaskCallback(keras.callbacks.Callback):
                     f"Expected layer {name!r} to have kernel shape "
                     f"{mask.shape}. Received: {tuple(layer.kernel.shape)}"
                 )
-            self._targets.append(
-                (layer.kernel, keras.ops.convert_to_tensor(mask, layer.kernel.dtype))
-            )
-        self._apply()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._apply()
-
-    def _apply(self):
-        for kernel, mask in self._targets:
+            self._held.append((name, layer.kernel, layer.kernel.constraint))
+        for name, kernel, inner in self._held:
+            mask = keras.ops.convert_to_tensor(self.masks[name], kernel.dtype)
+            kernel.constraint = sparsity.MaskConstraint(mask, inner)
             kernel.assign(kernel * mask)
+        # A train function traced by an earlier fit would not see the
+        # constraints: trace again.
+        self.model.make_train_function(force=True)
+
+    def on_train_end(self, logs=None):
+        for _, kernel, inner in self._held:
+            kernel.constraint = inner
+        self._held = []
+        self.model.make_train_function(force=True)
 
     def get_config(self):
         return {"projections": {k: v.tolist() for k, v in self.masks.items()}}

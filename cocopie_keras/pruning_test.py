@@ -101,3 +101,25 @@ def test_group_size_makes_channel_groups_share_patterns():
 def test_bad_group_size_is_a_clear_error(group_size):
     with pytest.raises(ValueError, match="group_size"):
         pruning.prune_model(residual_model(), group_size=group_size)
+
+
+def test_mask_callback_holds_masks_on_a_model_trained_before_and_lets_go_after():
+    keras.utils.set_random_seed(1)
+    model = residual_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    x = np.random.default_rng(2).normal(size=(16, 10, 10, 1)).astype("float32")
+    y = np.random.default_rng(3).normal(size=(16, 2)).astype("float32")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)  # traces a train function
+    projections = pruning.prune_model(model, connectivity_rate=0.5)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0,
+              callbacks=[pruning.PatternMaskCallback(projections)])
+    mask = projections["branch"].mask
+    assert not np.any(model.get_layer("branch").kernel.numpy()[~mask])
+    assert model.get_layer("branch").kernel.constraint is None
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)  # no callback: masks not held
+    assert np.any(model.get_layer("branch").kernel.numpy()[~mask])
+
+
+def test_deprecated_names_warn():
+    with pytest.warns(DeprecationWarning, match="sparsity.prune_in_place"):
+        pruning.prune_model(residual_model())

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 import cocopie_keras
-from cocopie_keras import converter, pruning
+from cocopie_keras import converter, sparsity
 
 model = keras.Sequential([
     keras.Input((32, 32, 3)),
@@ -16,8 +16,11 @@ model = keras.Sequential([
     keras.layers.GlobalAveragePooling2D(),
     keras.layers.Dense(10),
 ])
-masks = pruning.prune_model(model, connectivity_rate=0.3)  # 4-of-9 patterns
-# ... model.fit(x, y, callbacks=[pruning.PatternMaskCallback(masks)]) ...
+wrapped = sparsity.prune_wrap(model, sparsity.PatternPruningConfig(connectivity_rate=0.3))
+# ... wrapped.fit(x, y, callbacks=[sparsity.ADMMCallback()]) ...
+sparsity.hard_prune(wrapped)  # 4-of-9 patterns, 30 % of the kernels removed
+# ... wrapped.fit(x, y, callbacks=[sparsity.MaskedFineTuneCallback()]) ...
+model = sparsity.strip_pruning(wrapped)  # plain Keras, zeros in place
 tflite_bytes = converter.convert(model)  # .tflite + pattern LR metadata
 
 interpreter = cocopie_keras.make_interpreter(tflite_bytes, num_threads=2)

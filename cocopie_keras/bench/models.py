@@ -21,10 +21,10 @@ the convolutional bodies the CoCoPIE paper times; opt-in by name."""
 ALL_MODEL_NAMES = MODEL_NAMES + BODY_MODEL_NAMES
 VARIANTS = ("dense", "pattern", "pattern_conn")
 CONNECTIVITY_RATE = 0.72
-# Output channels sharing a pattern (and a removal) per input channel: the
-# delegate's preference, see cocopie_keras.codesign.
-PATTERN_GROUP = 32
 """Fraction of kernels ``pattern_conn`` removes (1 / 0.28 ≈ 3.6× fewer kernels)."""
+PATTERN_GROUP = 32
+"""Output channels sharing a pattern (and a removal) per input channel: the
+delegate's block kernel runs such groups without a wasted multiply."""
 
 
 def _vgg16_cifar():
@@ -130,41 +130,49 @@ def pointwise_conv_layers(model):
     ]
 
 
-def prune_pointwise(layer, rate, group_size=PATTERN_GROUP):
-    """Connectivity-prunes a 1×1 conv: the fraction ``rate`` of its
-    (output-channel group, input channel) weight slices, weakest first.
+def pruning_config(variant, connectivity_rate=CONNECTIVITY_RATE, group_size=PATTERN_GROUP,
+                   model=None):
+    """The ``sparsity.PatternPruningConfig`` of a benchmark variant.
 
-    A 1×1 kernel is one weight, so connectivity pruning at the 3×3 layers'
-    kernel rate removes whole (out, in) weights at the same rate, in groups of
-    ``group_size`` output channels as the 3×3 patterns are
-    (``cocopie_keras.codesign``; 1 = every weight on its own).
+    ``pattern`` puts a 4-of-9 pattern from the fixed pool on every 3×3 conv
+    and every 3×3 depthwise conv (whose channels are never removed: that
+    would remove channels); ``pattern_conn`` also removes
+    ``connectivity_rate`` of the kernels of every 3×3 conv and of the
+    weights of every 1×1 conv. ``group_size`` consecutive output channels
+    (depthwise: channels) share one pattern per input channel and are
+    removed together; 1 gives every kernel its own. With ``model``, convs of
+    other kernel sizes (ResNet-50's 7×7 stem) are left dense.
 
     Returns:
-        The number of weights zeroed.
+        A ``PatternPruningConfig``, or ``None`` for ``dense``.
+
+    Raises:
+        ValueError: for an unknown variant or a rate outside ``[0, 1)``.
     """
-    import keras
+    from cocopie_keras import patterns
+    from cocopie_keras import sparsity
 
-    from cocopie_keras import codesign
-
-    kernel = keras.ops.convert_to_numpy(layer.kernel)
-    projection = codesign.project_kernel_grouped(
-        kernel, pool=np.ones((1, 1, 1), dtype=bool), connectivity_rate=rate,
-        group_size=group_size)
-    layer.kernel.assign(kernel * projection.mask)
-    return int(kernel.size - projection.mask.sum())
+    if variant not in VARIANTS:
+        raise ValueError(
+            f"Expected a variant in {list(VARIANTS)}. Received: variant={variant!r}"
+        )
+    patterns.check_rate(connectivity_rate)
+    if variant == "dense":
+        return None
+    rate = connectivity_rate if variant == "pattern_conn" else 0.0
+    other_sizes = []
+    if model is not None:
+        other_sizes = [layer.name for layer in model._flatten_layers(include_self=False)
+                       if hasattr(layer, "kernel_size")
+                       and tuple(layer.kernel_size) not in ((3, 3), (1, 1))]
+    return sparsity.PatternPruningConfig(
+        connectivity_rate=rate, pointwise_connectivity_rate=rate, pattern_pool="fixed",
+        group_size=group_size, skip_layers=other_sizes)
 
 
 def apply_variant(model, variant, connectivity_rate=CONNECTIVITY_RATE,
                   group_size=PATTERN_GROUP):
-    """Prunes ``model`` in place for a benchmark variant.
-
-    ``dense`` leaves it alone; ``pattern`` puts a 4-of-9 pattern on every 3×3
-    conv and every 3×3 depthwise conv (whose channels are never removed: that
-    would remove channels); ``pattern_conn`` also removes ``connectivity_rate``
-    of the kernels of every 3×3 conv and of the weights of every 1×1 conv. Pruning follows
-    the project's co-design preference: ``group_size`` consecutive output
-    channels share one pattern per input channel and are removed together
-    (``cocopie_keras.codesign``); ``group_size=1`` gives every kernel its own.
+    """Prunes ``model`` in place for a benchmark variant (``pruning_config``).
 
     Returns:
         ``{"pattern_convs": n, "pointwise_convs": m, "depthwise_convs": k}``:
@@ -175,42 +183,22 @@ def apply_variant(model, variant, connectivity_rate=CONNECTIVITY_RATE,
     """
     import keras
 
-    from cocopie_keras import codesign
-    from cocopie_keras import pruning
+    from cocopie_keras import sparsity
 
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"Expected a variant in {list(VARIANTS)}. Received: variant={variant!r}"
-        )
-    if not 0.0 <= connectivity_rate < 1.0:
-        raise ValueError(
-            "Expected connectivity_rate in [0, 1). "
-            f"Received: connectivity_rate={connectivity_rate}"
-        )
-    if variant == "dense":
-        return {"pattern_convs": 0, "pointwise_convs": 0, "depthwise_convs": 0}
-    rate = connectivity_rate if variant == "pattern_conn" else 0.0
-    pattern_convs = pruning.prunable_conv_layers(model)
-    for layer in pattern_convs:
-        kernel = keras.ops.convert_to_numpy(layer.kernel)
-        projection = codesign.project_kernel_grouped(
-            kernel, connectivity_rate=rate, group_size=group_size)
-        layer.kernel.assign(kernel * projection.mask)
-    pointwise = 0
-    if rate:
-        for layer in pointwise_conv_layers(model):
-            prune_pointwise(layer, rate, group_size)
-            pointwise += 1
-    depthwise = [layer for layer in model._flatten_layers(include_self=False)
-                 if isinstance(layer, keras.layers.DepthwiseConv2D)
-                 and tuple(layer.kernel_size) == (3, 3) and layer.kernel.shape[-1] == 1]
-    for layer in depthwise:
-        kernel = keras.ops.convert_to_numpy(layer.kernel)
-        projection = codesign.project_depthwise_grouped(
-            kernel, group_size=codesign.DEPTHWISE_CHANNEL_BLOCK if group_size > 1 else 1)
-        layer.kernel.assign(kernel * projection.mask)
-    return {"pattern_convs": len(pattern_convs), "pointwise_convs": pointwise,
-            "depthwise_convs": len(depthwise)}
+    config = pruning_config(variant, connectivity_rate, group_size, model)
+    counts = {"pattern_convs": 0, "pointwise_convs": 0, "depthwise_convs": 0}
+    if config is None:
+        return counts
+    layers = {layer.name: layer for layer in model._flatten_layers(include_self=False)}
+    for name in sparsity.prune_in_place(model, config):
+        layer = layers[name]
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            counts["depthwise_convs"] += 1
+        elif tuple(layer.kernel_size) == (1, 1):
+            counts["pointwise_convs"] += 1
+        else:
+            counts["pattern_convs"] += 1
+    return counts
 
 
 def _weighted_layers(model):

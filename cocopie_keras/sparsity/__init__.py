@@ -4,7 +4,10 @@ User API: ``PatternPruningConfig`` (what to prune), ``prune_wrap`` (wrap a
 trained model), ``ADMMCallback`` (ADMM regularization during ``fit``),
 ``hard_prune`` (impose the patterns), ``MaskedFineTuneCallback`` (fine-tune
 with the masks held), ``strip_pruning`` (plain Keras model, zeros in place)
-and ``pattern_info``. ``recipe.admm_prune`` runs the whole sequence.
+and ``pattern_info``. ``recipe.admm_prune`` runs the whole sequence;
+``prune_in_place`` is the one-shot projection for models that are not trained
+afterwards (benchmarks, tools). Every projection goes through
+``patterns.project_kernel``.
 
 Example:
 
@@ -27,6 +30,7 @@ from cocopie_keras.sparsity.config import PatternPruningConfig  # noqa: F401
 from cocopie_keras.sparsity.wrapper import MaskConstraint  # noqa: F401
 from cocopie_keras.sparsity.wrapper import PatternPruneWrapper  # noqa: F401
 from cocopie_keras.sparsity.wrapping import pattern_info  # noqa: F401
+from cocopie_keras.sparsity.wrapping import prune_in_place  # noqa: F401
 from cocopie_keras.sparsity.wrapping import prune_wrap  # noqa: F401
 from cocopie_keras.sparsity.wrapping import pruning_wrappers  # noqa: F401
 from cocopie_keras.sparsity.wrapping import strip_pruning  # noqa: F401

@@ -30,7 +30,8 @@ class LayerPlan:
     Attributes:
         layer: the Keras layer.
         kind: ``"conv"`` (Conv2D / DepthwiseConv2D) or ``"dense"``.
-        pool: bool ``(P, kh, kw)`` pattern pool (for Dense: one block).
+        pool: bool ``(P, kh, kw)`` pattern pool (for Dense: one block; for a
+            1×1 conv the single one-cell pattern: connectivity alone).
         connectivity_rate: fraction of kernels (blocks) removed.
         block_size: Dense only, ``(bh, bw)``.
         group_size: conv only, output channels sharing a pattern (1: none).
@@ -43,10 +44,25 @@ class LayerPlan:
     block_size: tuple = None
     group_size: int = 1
 
+    def project(self, weights):
+        """The projection of kernel-shaped ``weights`` this plan asks for.
 
-def _check_rate(name, rate):
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-        raise ValueError(f"Expected {name} in [0, 1). Received: {name}={rate!r}")
+        Wrappers (ADMM, ``hard_prune``) and ``prune_in_place`` all project
+        through here, onto ``patterns.project_kernel`` (Dense: by blocks).
+        """
+        weights = np.asarray(weights)
+        if self.kind == "dense":
+            return patterns_lib.project_dense(weights, self.pool, self.block_size,
+                                              self.connectivity_rate)
+        return patterns_lib.project_kernel(
+            weights, self.pool, self.connectivity_rate, group_size=self.group_size,
+            depthwise=isinstance(self.layer, keras.layers.DepthwiseConv2D))
+
+
+def _is_pointwise(layer):
+    return (isinstance(layer, keras.layers.Conv2D)
+            and not isinstance(layer, keras.layers.DepthwiseConv2D)
+            and tuple(layer.kernel_size) == (1, 1))
 
 
 def _layer_type(layer):
@@ -83,6 +99,14 @@ class PatternPruningConfig:
             ``None`` leaves Dense layers alone.
         dense_entries: cells kept per Dense block.
         dense_connectivity_rate: fraction of Dense blocks removed.
+        pointwise_connectivity_rate: fraction of the weights of every 1×1
+            Conv2D removed (a 1×1 kernel is one weight: connectivity pruning
+            alone, in groups of ``group_size`` output channels); 0 leaves
+            1×1 convs dense.
+        group_size: consecutive output channels (depthwise: channels) that
+            share one pattern per input channel and are removed together; 1
+            (default) lets every kernel pick its own pattern, 32 is what the
+            delegate's block kernel runs without a wasted multiply.
 
     Example:
 
@@ -93,13 +117,12 @@ class PatternPruningConfig:
     def __init__(self, connectivity_rate=0.0, entries=4, num_patterns=8,
                  pattern_pool="model", skip_first_conv=False, skip_layers=(),
                  skip_types=(), layer_rates=None, dense_block_size=None,
-                 dense_entries=None, dense_connectivity_rate=0.0, group_size=1):
-        _check_rate("connectivity_rate", connectivity_rate)
-        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-            raise ValueError(
-                f"Expected group_size to be a positive int. Received: group_size={group_size!r}"
-            )
-        _check_rate("dense_connectivity_rate", dense_connectivity_rate)
+                 dense_entries=None, dense_connectivity_rate=0.0, group_size=1,
+                 pointwise_connectivity_rate=0.0):
+        patterns_lib.check_rate(connectivity_rate)
+        patterns_lib.check_group_size(group_size)
+        patterns_lib.check_rate(dense_connectivity_rate, "dense_connectivity_rate")
+        patterns_lib.check_rate(pointwise_connectivity_rate, "pointwise_connectivity_rate")
         if isinstance(entries, bool) or not isinstance(entries, int) or entries < 1:
             raise ValueError(f"Expected entries to be a positive int. Received: entries={entries!r}")
         if isinstance(num_patterns, bool) or not isinstance(num_patterns, int) or not 1 <= num_patterns <= 254:
@@ -121,7 +144,7 @@ class PatternPruningConfig:
             )
         layer_rates = dict(layer_rates or {})
         for name, rate in layer_rates.items():
-            _check_rate(f"layer_rates[{name!r}]", rate)
+            patterns_lib.check_rate(rate, f"layer_rates[{name!r}]")
         if dense_block_size is not None:
             dense_block_size = tuple(int(v) for v in dense_block_size)
             if len(dense_block_size) != 2:
@@ -142,6 +165,7 @@ class PatternPruningConfig:
         self.dense_entries = dense_entries
         self.dense_connectivity_rate = float(dense_connectivity_rate)
         self.group_size = group_size
+        self.pointwise_connectivity_rate = float(pointwise_connectivity_rate)
 
     def get_config(self):
         pool = self.pattern_pool
@@ -158,6 +182,7 @@ class PatternPruningConfig:
             "dense_entries": self.dense_entries,
             "dense_connectivity_rate": self.dense_connectivity_rate,
             "group_size": self.group_size,
+            "pointwise_connectivity_rate": self.pointwise_connectivity_rate,
         }
 
     @classmethod
@@ -221,6 +246,8 @@ class PatternPruningConfig:
                                        self.dense_block_size))
                 continue
             default = self.connectivity_rate if kind == "Conv2D" else 0.0
+            if _is_pointwise(layer):
+                default = self.pointwise_connectivity_rate
             rate = self.layer_rates.get(layer.name, default)
             if kernel_shape[2] == 1 and layer.name not in self.layer_rates:
                 rate = 0.0  # one input channel: removing kernels removes filters
@@ -239,6 +266,8 @@ class PatternPruningConfig:
             return rows % bh == 0 and cols % bw == 0
         if getattr(layer, "groups", 1) != 1:
             return False
+        if _is_pointwise(layer):
+            return self.pointwise_connectivity_rate > 0 or layer.name in self.layer_rates
         kh, kw = layer.kernel_size
         return kh * kw > self.entries
 
@@ -261,6 +290,8 @@ class PatternPruningConfig:
             raise ValueError(
                 f"Expected groups=1. Received: layer {layer.name!r} with groups={layer.groups}"
             )
+        if _is_pointwise(layer):
+            return
         patterns_lib.check_entries(layer.kernel_size, self.entries)
 
     def _pools(self, chosen):
@@ -273,7 +304,9 @@ class PatternPruningConfig:
         for size, members in groups.items():
             is_dense = members[0][1] == "Dense"
             entries = self.dense_entries if is_dense else self.entries
-            if not isinstance(self.pattern_pool, str) and not is_dense:
+            if size == (1, 1) and not is_dense:
+                pools[size] = np.ones((1, 1, 1), dtype=bool)  # connectivity alone
+            elif not isinstance(self.pattern_pool, str) and not is_dense:
                 if self.pattern_pool.shape[1:] != size:
                     raise ValueError(
                         f"Expected the given pattern_pool to match kernel size {size} of "

@@ -316,7 +316,6 @@ def test_bad_config_values_are_refused(kwargs, message):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"layer_rates": {"add": 0.5}}, "type Add, which cannot be pattern-pruned"),
-    ({"layer_rates": {"pointwise": 0.5}}, "kernel_size=\\(1, 1\\) \\(1 cells\\), entries=4"),
     ({"layer_rates": {"head": 0.5}}, "dense_block_size"),
     ({"skip_layers": ["nope"]}, "skip_layers=\\['nope'\\]"),
     ({"pattern_pool": patterns.fixed_pattern_pool((5, 5), 4, 2)}, "match kernel size \\(3, 3\\)"),
@@ -327,6 +326,41 @@ def test_configs_not_matching_the_model_fail_before_training(kwargs, message):
     with pytest.raises(ValueError, match=message):
         sparsity.prune_wrap(model, sparsity.PatternPruningConfig(**kwargs))
     for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_kernels_too_small_for_a_pattern_are_refused_by_name():
+    inputs = keras.Input((6, 6, 3))
+    outputs = keras.layers.Conv2D(4, 2, name="two_by_two")(inputs)
+    model = keras.Model(inputs, outputs)
+    config = sparsity.PatternPruningConfig(layer_rates={"two_by_two": 0.5})
+    with pytest.raises(ValueError, match="kernel_size=\\(2, 2\\) \\(4 cells\\), entries=4"):
+        sparsity.prune_wrap(model, config)
+
+
+def test_pointwise_convs_are_connectivity_pruned_in_groups():
+    model = residual_model()
+    config = sparsity.PatternPruningConfig(pointwise_connectivity_rate=0.5, group_size=2,
+                                           pattern_pool="fixed")
+    projections = sparsity.prune_in_place(model, config)
+    assert "pointwise" in projections
+    kernel = model.get_layer("pointwise").kernel.numpy()  # (1, 1, in, out)
+    zero = kernel[0, 0] == 0
+    assert zero.mean() == pytest.approx(0.5)
+    np.testing.assert_array_equal(zero[:, 0::2], zero[:, 1::2])  # pairs removed together
+    untouched = sparsity.prune_in_place(residual_model(), sparsity.PatternPruningConfig())
+    assert "pointwise" not in untouched
+
+
+def test_prune_in_place_equals_hard_prune_of_the_wrapped_model():
+    model = residual_model()
+    config = sparsity.PatternPruningConfig(connectivity_rate=0.5, group_size=2,
+                                           pattern_pool="fixed")
+    wrapped = sparsity.prune_wrap(model, config)
+    sparsity.hard_prune(wrapped)
+    expected = sparsity.strip_pruning(wrapped)
+    sparsity.prune_in_place(model, config)
+    for old, new in zip(expected.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(old, new)
 
 

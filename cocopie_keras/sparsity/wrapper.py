@@ -18,8 +18,8 @@ Example:
 import keras
 import numpy as np
 
-from cocopie_keras import codesign
 from cocopie_keras import patterns as patterns_lib
+from cocopie_keras.sparsity.config import LayerPlan
 
 UNSET = -2
 """Pattern id before the first projection."""
@@ -54,7 +54,7 @@ class PatternPruneWrapper(keras.layers.Wrapper):
         block_size: Dense only, ``(bh, bw)``.
         group_size: Conv2D / DepthwiseConv2D only: consecutive output
             channels that share one pattern per input channel and are removed
-            together (``cocopie_keras.codesign``; 1 = every kernel its own).
+            together (``patterns.project_kernel``; 1 = every kernel its own).
         **kwargs: base layer arguments (``name``...).
 
     Example:
@@ -77,17 +77,13 @@ class PatternPruneWrapper(keras.layers.Wrapper):
         if self.is_dense and block_size is None:
             raise ValueError(f"Expected block_size for Dense layer {layer.name!r}. Received: None")
         self.pattern_pool = patterns_lib.validate_pattern_pool(np.asarray(pattern_pool))
-        if not 0.0 <= connectivity_rate < 1.0:
-            raise ValueError(
-                f"Expected connectivity_rate in [0, 1). Received: connectivity_rate={connectivity_rate}"
-            )
+        patterns_lib.check_rate(connectivity_rate)
         self.connectivity_rate = float(connectivity_rate)
         self.block_size = None if block_size is None else tuple(int(v) for v in block_size)
-        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-            raise ValueError(
-                f"Expected group_size to be a positive int. Received: group_size={group_size!r}"
-            )
+        patterns_lib.check_group_size(group_size)
         self.group_size = group_size
+        self._plan = LayerPlan(layer, "dense" if self.is_dense else "conv", self.pattern_pool,
+                               self.connectivity_rate, self.block_size, group_size)
         self._pruning_callback = None  # the callback of the fit in progress, if any
 
     def build(self, input_shape=None):
@@ -192,17 +188,7 @@ class PatternPruneWrapper(keras.layers.Wrapper):
 
     def project(self, weights):
         """Pattern + connectivity projection of ``weights`` (kernel-shaped)."""
-        weights = np.asarray(weights)
-        if self.is_dense:
-            return patterns_lib.project_dense(weights, self.pattern_pool, self.block_size,
-                                              self.connectivity_rate)
-        if self.group_size > 1:
-            grouped = (codesign.project_depthwise_grouped
-                       if isinstance(self.layer, keras.layers.DepthwiseConv2D)
-                       else codesign.project_kernel_grouped)
-            return grouped(weights, self.pattern_pool, self.connectivity_rate,
-                           group_size=self.group_size)
-        return patterns_lib.project_kernel(weights, self.pattern_pool, self.connectivity_rate)
+        return self._plan.project(weights)
 
     def admm_update(self, rho):
         """One ADMM step: ``Z ← Π(W + U)``, ``U ← (U + W − Z)·ρ_old/ρ``; sets ρ.

@@ -13,6 +13,9 @@ Example:
 >>> ...  # ADMM, hard_prune, fine-tune
 >>> plain = strip_pruning(wrapped)
 >>> info = pattern_info(wrapped)   # {layer: {"pattern_pool", "pattern_ids", ...}}
+
+``prune_in_place`` is the same projection without wrappers, for models that
+are not trained afterwards.
 """
 
 import keras
@@ -85,6 +88,42 @@ def prune_wrap(model, config=None):
         if target.weights:
             target.set_weights(originals[target.name].get_weights())
     return wrapped
+
+
+def prune_in_place(model, config=None):
+    """One-shot pruning without wrappers: projects the planned kernels in place.
+
+    What ``hard_prune`` does to a wrapped model, done to ``model`` itself:
+    every layer ``config`` plans gets the projection of its current weights
+    (the same ``LayerPlan.project``) and keeps ``W·mask``. Nothing holds the
+    masks afterwards, so use it where no training follows (benchmarks,
+    measuring a projection, tools); to fine-tune, ``prune_wrap`` and the
+    callbacks keep the zeros in place.
+
+    Args:
+        model: a built ``keras.Model`` (changed in place).
+        config: a ``PatternPruningConfig`` (default: patterns only).
+
+    Returns:
+        ``{layer name: KernelProjection}`` for the pruned layers.
+
+    Example:
+
+    >>> config = PatternPruningConfig(connectivity_rate=0.72, pattern_pool="fixed")
+    >>> projections = prune_in_place(model, config)
+    """
+    config = PatternPruningConfig() if config is None else config
+    if not isinstance(config, PatternPruningConfig):
+        raise ValueError(
+            f"Expected a PatternPruningConfig. Received: config of type {type(config).__name__}"
+        )
+    projections = {}
+    for plan in config.resolve(model):
+        kernel = keras.ops.convert_to_numpy(plan.layer.kernel)
+        projection = plan.project(kernel)
+        plan.layer.kernel.assign(kernel * projection.mask)
+        projections[plan.layer.name] = projection
+    return projections
 
 
 def strip_pruning(model):
