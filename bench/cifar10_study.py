@@ -109,7 +109,9 @@ class Phase:
 
 
 def _schedule(args, epochs, steps):
-    return cifar10_train.OneCycle(args.lr, steps * epochs, max(1, int(steps * args.warmup_epochs)))
+    from cocopie_keras import training
+
+    return training.OneCycle(args.lr, steps * epochs, max(1, int(steps * args.warmup_epochs)))
 
 
 def train_pattern(args, dense, batches, validation, workdir, use_admm):
@@ -213,7 +215,7 @@ def train(args):
         x_train, y_train = x_train[pick], y_train[pick]
         pick = np.random.default_rng(1).permutation(len(y_val))[:args.train_limit]
         x_val, y_val = x_val[pick], y_val[pick]
-    batches = cifar10_train.AugmentedBatches(x_train, y_train, args.batch_size, args.seed)
+    batches = cifar10_train.augmented_batches(x_train, y_train, args.batch_size, args.seed)
     validation = (x_val.astype(np.float32), keras.utils.to_categorical(y_val, 10))
     dense = keras.saving.load_model(args.dense, compile=False)
     start = time.time()
@@ -288,7 +290,7 @@ def parse_args(argv=None):
     run.add_argument("--lr", type=float, default=0.1, help="fine-tuning one-cycle peak")
     run.add_argument("--warmup-epochs", type=float, default=0.5)
     run.add_argument("--admm-lr", type=float, default=0.02)
-    run.add_argument("--rho", type=float, default=0.01)
+    run.add_argument("--rho", type=float, default=0.02)
     run.add_argument("--rho-growth", type=float, default=1.3)
     run.add_argument("--rho-max", type=float, default=1.0)
     run.add_argument("--update-steps", type=int, default=22, help="steps between Z/U updates")

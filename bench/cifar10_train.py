@@ -69,92 +69,20 @@ def build_model(mean, std, widths=(64, 256, 256), stem=32):
     return keras.Model(inputs, outputs, name="cifar10_vgg")
 
 
-class AugmentedBatches:
-    """Flip + reflect-padded random crop, shuffled each epoch, seeded by epoch."""
-
-    def __init__(self, x, y, batch_size, seed, pad=4):
-        self.padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-        self.y = y
-        self.batch_size = batch_size
-        self.seed = seed
-        self.pad = pad
-
-    def __len__(self):
-        return len(self.y) // self.batch_size  # drop the last partial batch
-
-    def epoch(self, epoch):
-        import keras
-
-        rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.y))
-        size, pad = self.batch_size, self.pad
-        grid = np.arange(32)
-        one_hot = keras.utils.to_categorical(self.y, len(cifar10_data.CLASSES))
-        for start in range(0, len(self) * size, size):
-            index = order[start:start + size]
-            dy = rng.integers(0, 2 * pad + 1, len(index))
-            dx = rng.integers(0, 2 * pad + 1, len(index))
-            rows = (dy[:, None] + grid)[:, :, None]
-            cols = (dx[:, None] + grid)[:, None, :]
-            flip = rng.random(len(index)) < 0.5
-            # A mirrored crop reads the same window right to left.
-            cols = np.where(flip[:, None, None], 2 * dx[:, None, None] + 31 - cols, cols)
-            batch = self.padded[index[:, None, None], rows, cols]
-            yield batch.astype(np.float32), one_hot[index]
-
-    def dataset(self, first_epoch=0):
-        """An endless ``tf.data.Dataset`` of the epochs from ``first_epoch`` on."""
-        import tensorflow as tf
-
-        def forever():
-            epoch = first_epoch
-            while True:
-                yield from self.epoch(epoch)
-                epoch += 1
-
-        return tf.data.Dataset.from_generator(
-            forever, output_signature=(tf.TensorSpec((None, 32, 32, 3), tf.float32),
-                                       tf.TensorSpec((None, 10), tf.float32))).prefetch(2)
-
-
 def compile_model(model, schedule, weight_decay=5e-4, label_smoothing=0.2):
-    """The recipe's optimizer and loss: SGD with Nesterov momentum, decoupled
-    weight decay on kernels only, label-smoothed cross-entropy on one-hot labels."""
-    import keras
+    """The recipe's optimizer and loss (``training.compile_classifier``)."""
+    from cocopie_keras import training
 
-    optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
-                                     weight_decay=weight_decay)
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                            label_smoothing=label_smoothing),
-                  metrics=["accuracy"],
-                  # XLA halves the step time of this net on a 2-core CPU (measured).
-                  jit_compile=True)
+    # XLA halves the step time of this net on a 2-core CPU (measured).
+    training.compile_classifier(model, "sgd", schedule, weight_decay=weight_decay,
+                                label_smoothing=label_smoothing, jit_compile=True)
 
 
-class OneCycle:
-    """Linear warm-up from peak/10 to peak, then linear decay to zero."""
+def augmented_batches(x, y, batch_size, seed):
+    """Flip + 4-pixel reflect-padded crop batches (``training.FlipCropBatches``)."""
+    from cocopie_keras import training
 
-    def __new__(cls, peak, total_steps, warmup_steps):
-        import keras
-
-        @keras.saving.register_keras_serializable(package="cocopie_bench")
-        class _OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-            def __init__(self, peak, total_steps, warmup_steps):
-                self.peak, self.total, self.warmup = peak, total_steps, warmup_steps
-
-            def __call__(self, step):
-                step = keras.ops.cast(step, "float32")
-                up = self.peak * (0.1 + 0.9 * step / self.warmup)
-                down = self.peak * (self.total - step) / (self.total - self.warmup)
-                return keras.ops.maximum(keras.ops.where(step < self.warmup, up, down), 0.0)
-
-            def get_config(self):
-                return {"peak": self.peak, "total_steps": self.total,
-                        "warmup_steps": self.warmup}
-
-        return _OneCycle(peak, total_steps, warmup_steps)
+    return training.FlipCropBatches(x, y, batch_size, len(cifar10_data.CLASSES), seed)
 
 
 def _record_path(workdir):
@@ -202,9 +130,11 @@ def train(args):
     std = x_train.reshape(-1, 3).std(axis=0)
     model = build_model(mean, std)
     previous = _load_init(args.init, model) if args.init else None
-    batches = AugmentedBatches(x_train, y_train, args.batch_size, args.seed)
+    batches = augmented_batches(x_train, y_train, args.batch_size, args.seed)
     steps = len(batches)
-    schedule = OneCycle(args.lr, steps * args.epochs, int(steps * args.warmup_epochs))
+    from cocopie_keras import training
+
+    schedule = training.OneCycle(args.lr, steps * args.epochs, int(steps * args.warmup_epochs))
     compile_model(model, schedule, args.weight_decay)
     record = _load_record(args.workdir)
 

@@ -17,7 +17,7 @@ PACKAGE_DIRS = {"cocopie_keras": "cocopie_keras", "converter": "cocopie_keras.co
 """Source folder → the package name it is installed as (see setup.py)."""
 
 CORE = ("cocopie_keras.patterns", "cocopie_keras.sparsity", "cocopie_keras.codesign",
-        "cocopie_keras.pruning", "cocopie_keras.atomic_write")
+        "cocopie_keras.pruning", "cocopie_keras.atomic_write", "cocopie_keras.training")
 CONVERTER = ("cocopie_keras.converter",)
 TOP = ("cocopie_keras.cli", "cocopie_keras.commands", "cocopie_keras.demo",
        "cocopie_keras.bench", "cocopie_keras.benchmark", "cocopie_keras.tune")

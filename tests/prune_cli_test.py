@@ -109,3 +109,61 @@ def test_image_folders_are_fed_as_keras_loads_them(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["prune", "--help"])
     assert "0-255" in " ".join(capsys.readouterr().out.split())
+
+
+def test_prune_with_the_users_recipe_and_1x1_and_dense_layers(tmp_path, capsys):
+    # Augmentation, SGD + one-cycle and label smoothing as the dense training
+    # had them; the 1x1 conv and the Dense head are pruned too.
+    model = conv_stack((8, 8, 3), [dict(filters=8, kernel_size=3, padding="same",
+                                        activation="relu", name="stem"),
+                                   dict(filters=8, kernel_size=3, padding="same", name="conv"),
+                                   dict(filters=8, kernel_size=1, name="pointwise")],
+                       head=lambda x: keras.layers.Dense(4, name="head")(
+                           keras.layers.GlobalAveragePooling2D()(x)))
+    model_path, data_path = tmp_path / "m.keras", tmp_path / "d.npz"
+    model.save(model_path)
+    rng = np.random.default_rng(0)
+    np.savez(data_path, x_train=rng.normal(size=(48, 8, 8, 3)), y_train=rng.integers(0, 4, 48),
+             x_test=rng.normal(size=(8, 8, 8, 3)), y_test=rng.integers(0, 4, 8))
+    out = tmp_path / "p.keras"
+    code = cli.main(["prune", str(model_path), "--data", str(data_path), "-o", str(out),
+                     "--connectivity-rate", "0.5", "--pointwise-connectivity-rate", "0.5",
+                     "--dense-block-size", "2x2", "--dense-connectivity-rate", "0.5",
+                     "--augment", "flip-crop", "--crop-pad", "2", "--optimizer", "sgd",
+                     "--learning-rate", "0.05", "--schedule", "one-cycle",
+                     "--label-smoothing", "0.1", "--weight-decay", "1e-4",
+                     "--admm-epochs", "1", "--finetune-epochs", "2", "--batch-size", "16",
+                     "--verbose", "0"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    pruned = keras.saving.load_model(out, compile=False)
+    pointwise = pruned.get_layer("pointwise").kernel.numpy()
+    assert np.mean(pointwise == 0) == 0.5
+    head = pruned.get_layer("head").kernel.numpy()  # (8, 4) in 2x2 blocks, half removed
+    blocks = head.reshape(4, 2, 2, 2).transpose(0, 2, 1, 3).reshape(8, 4)
+    assert np.sum(~blocks.any(axis=1)) == 4
+    assert np.mean(pruned.get_layer("conv").kernel.numpy() != 0) == pytest.approx(4 / 9 * 0.5)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--label-smoothing", "1.5", "label_smoothing=1.5"),
+    ("--learning-rate", "0", "learning_rate=0.0"),
+    ("--weight-decay", "-1", "weight_decay=-1.0"),
+    ("--pointwise-connectivity-rate", "1.0", "pointwise_connectivity_rate=1.0"),
+])
+def test_prune_refuses_bad_recipe_values_before_loading_data(tmp_path, capsys, option, value,
+                                                             message):
+    model_path = tmp_path / "m.keras"
+    small_classifier().save(model_path)
+    code = cli.main(["prune", str(model_path), "--data", str(tmp_path / "missing.npz"),
+                     "-o", str(tmp_path / "p.keras"), option, value])
+    assert code == 2
+    assert message in one_error_line(capsys, "prune")
+
+
+def test_prune_refuses_a_malformed_block_size(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["prune", "m.keras", "--data", "mnist5k", "-o", "p.keras",
+                  "--dense-block-size", "4by4"])
+    assert exit_info.value.code == 2
+    assert "BHxBW" in one_error_line(capsys, "prune")

@@ -33,16 +33,53 @@ def add_arguments(parser):
                              "block kernel runs without waste; costs accuracy, see "
                              "bench/README.md)")
     parser.add_argument("--skip-layers", default="", help="comma-separated layer names")
+    parser.add_argument("--pointwise-connectivity-rate", type=float, default=0.0,
+                        help="fraction of every 1x1 conv's weights removed (0: dense)")
+    parser.add_argument("--dense-block-size", type=block_size, metavar="BHxBW",
+                        help="also prune Dense kernels by blocks of this size, e.g. 4x4")
+    parser.add_argument("--dense-connectivity-rate", type=float, default=0.0,
+                        help="fraction of Dense blocks removed (with --dense-block-size)")
     parser.add_argument("--admm-epochs", type=int, default=6)
     parser.add_argument("--finetune-epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    recipe_group = parser.add_argument_group(
+        "training recipe", "train the way the model was trained (each phase starts a fresh "
+        "optimizer; a one-cycle schedule spans one phase)")
+    recipe_group.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                              help="sgd: Nesterov momentum 0.9")
+    recipe_group.add_argument("--learning-rate", type=float, default=1e-3,
+                              help="the rate, or the one-cycle peak")
+    recipe_group.add_argument("--schedule", choices=("constant", "one-cycle"),
+                              default="constant",
+                              help="one-cycle: linear warm-up to the rate, then linear decay "
+                                   "to zero over the phase")
+    recipe_group.add_argument("--warmup-epochs", type=float, default=0.5,
+                              help="one-cycle warm-up")
+    recipe_group.add_argument("--admm-schedule", choices=("constant", "one-cycle"),
+                              default="constant", help="schedule of the ADMM phase")
+    recipe_group.add_argument("--weight-decay", type=float, default=0.0,
+                              help="decoupled, on kernels only")
+    recipe_group.add_argument("--label-smoothing", type=float, default=0.0)
+    recipe_group.add_argument("--augment", choices=("none", "flip-crop"), default="none",
+                              help="flip-crop: horizontal flip + random crop of the image "
+                                   "padded by --crop-pad pixels (reflected)")
+    recipe_group.add_argument("--crop-pad", type=int, default=4)
     parser.add_argument("--rho", type=float, default=0.1, help="initial ADMM rho")
     parser.add_argument("--rho-growth", type=float, default=1.2, help="rho multiplier per update")
     parser.add_argument("--update-every", type=int, default=1, help="epochs between Z/U updates")
     parser.add_argument("--log-dir", help="TensorBoard directory for ADMM summaries")
     parser.add_argument("--plot", help="PNG of the pattern histogram and per-layer density")
     parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
+
+
+def block_size(text):
+    """A --dense-block-size value: ``BHxBW`` with positive integers."""
+    import argparse
+
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected BHxBW such as 4x4, got {text!r}")
+    return tuple(int(p) for p in parts)
 
 
 def image_scale(text):
@@ -146,12 +183,57 @@ def check_data(model, arrays):
                              f"{classes} outputs. Received: labels from {low} to {high}")
 
 
-def _compile(model, learning_rate, from_logits):
-    import keras
+def _phase_compiler(args, from_logits, one_hot, steps_per_epoch, schedule, epochs):
+    """``compile_fn(model)`` for one phase: a fresh optimizer, the recipe's rate."""
+    from cocopie_keras import training
 
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
-                  metrics=["accuracy"])
+    def compile_model(model):
+        rate, total = args.learning_rate, steps_per_epoch * epochs
+        if schedule == "one-cycle" and total > 1:
+            warmup = min(total - 1, max(1, int(steps_per_epoch * args.warmup_epochs)))
+            rate = training.OneCycle(rate, total, warmup)
+        training.compile_classifier(model, args.optimizer, rate, args.weight_decay,
+                                    args.label_smoothing, one_hot=one_hot,
+                                    from_logits=from_logits)
+
+    return compile_model
+
+
+def _check_recipe(args):
+    for name, value, ok in (("learning_rate", args.learning_rate, args.learning_rate > 0),
+                            ("warmup_epochs", args.warmup_epochs, args.warmup_epochs >= 0),
+                            ("weight_decay", args.weight_decay, args.weight_decay >= 0),
+                            ("label_smoothing", args.label_smoothing,
+                             0 <= args.label_smoothing < 1),
+                            ("crop_pad", args.crop_pad, args.crop_pad >= 0)):
+        if not ok:
+            raise ValueError(f"Expected a valid {name} (rates > 0, label smoothing in [0, 1), "
+                             f"the others >= 0). Received: {name}={value}")
+
+
+def _training_data(args, model, train, test):
+    """``(train, test, steps per epoch)`` as the recipe wants them: augmented
+    one-hot batches, one-hot arrays (label smoothing) or the integer arrays."""
+    import keras
+    import numpy as np
+
+    classes = int(model.outputs[0].shape[-1])
+    (x_train, y_train), (x_test, y_test) = train, test
+    if args.augment == "flip-crop":
+        from cocopie_keras import training
+
+        if np.asarray(x_train).ndim != 4:
+            raise ValueError("Expected images (N, H, W, C) for --augment flip-crop. "
+                             f"Received: x_train of shape {np.shape(x_train)}")
+        batches = training.FlipCropBatches(x_train, y_train, min(args.batch_size, len(y_train)),
+                                           classes, seed=0, pad=args.crop_pad)
+        test = (x_test, keras.utils.to_categorical(y_test, classes))
+        return batches.dataset(), test, len(batches)
+    steps = -(-len(y_train) // args.batch_size)
+    if args.label_smoothing > 0:
+        return ((x_train, keras.utils.to_categorical(y_train, classes)),
+                (x_test, keras.utils.to_categorical(y_test, classes)), steps)
+    return (x_train, y_train), (x_test, y_test), steps
 
 
 def run(args):
@@ -166,6 +248,7 @@ def run(args):
     for option, path in (("--tflite", args.tflite), ("--plot", args.plot)):
         if path:
             _inputs.check_output_path(path, option)
+    _check_recipe(args)
     model = _inputs.load_keras_model(args.model)
     shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else ()
     image_size = shape if len(shape) == 3 and None not in shape else None
@@ -173,7 +256,9 @@ def run(args):
         connectivity_rate=args.connectivity_rate, num_patterns=args.num_patterns,
         pattern_pool=args.pattern_pool, skip_first_conv=args.skip_first_conv,
         skip_layers=[n for n in args.skip_layers.split(",") if n],
-        group_size=args.group_size)
+        group_size=args.group_size, pointwise_connectivity_rate=args.pointwise_connectivity_rate,
+        dense_block_size=args.dense_block_size,
+        dense_connectivity_rate=args.dense_connectivity_rate)
     config.resolve(model)
     if os.path.isdir(args.data):  # say how the images are fed (see --image-scale)
         print(f"images of {args.data} fed as pixels 0-255 times {args.image_scale:g}")
@@ -181,19 +266,23 @@ def run(args):
     check_data(model, {"train": (x_train, y_train), "test": (x_test, y_test)})
     last = model.layers[-1]
     from_logits = getattr(getattr(last, "activation", None), "__name__", "linear") != "softmax"
+    train, test, steps = _training_data(args, model, (x_train, y_train), (x_test, y_test))
+    one_hot = args.augment != "none" or args.label_smoothing > 0
 
-    def compile_model(m):
-        _compile(m, args.learning_rate, from_logits)
+    def compiler(schedule, epochs):
+        return _phase_compiler(args, from_logits, one_hot, steps, schedule, epochs)
 
-    compile_model(model)
-    dense_accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
+    compiler("constant", 0)(model)
+    dense_accuracy = model.evaluate(*test, verbose=0)[1]
     result = recipe.admm_prune(
-        model, (x_train, y_train), compile_model, config, admm_epochs=args.admm_epochs,
-        finetune_epochs=args.finetune_epochs, batch_size=args.batch_size,
+        model, train, compiler(args.admm_schedule, args.admm_epochs), config,
+        admm_epochs=args.admm_epochs, finetune_epochs=args.finetune_epochs,
+        batch_size=args.batch_size, steps_per_epoch=steps,
         rho=sparsity.RhoSchedule(args.rho, args.rho_growth, max(args.rho, 10.0)),
         update_every=args.update_every, update_unit="epoch", log_dir=args.log_dir,
-        verbose=args.verbose)
-    pruned_accuracy = result.model.evaluate(x_test, y_test, verbose=0)[1]
+        verbose=args.verbose,
+        finetune_compile_fn=compiler(args.schedule, args.finetune_epochs))
+    pruned_accuracy = result.model.evaluate(*test, verbose=0)[1]
     with atomic_write.atomic_path(args.output, suffix=".keras") as temporary:
         result.model.save(temporary)
     if args.plot:

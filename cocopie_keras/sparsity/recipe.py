@@ -44,7 +44,7 @@ def _check_epochs(**epochs):
 def admm_prune(model, train, compile_fn, config=None, admm_epochs=6, finetune_epochs=4,
                batch_size=64, validation_data=None, rho=None, update_every=1,
                update_unit="epoch", log_dir=None, callbacks=(), verbose=1,
-               finetune_compile_fn=None, admm_callbacks=()):
+               finetune_compile_fn=None, admm_callbacks=(), steps_per_epoch=None):
     """Pattern + connectivity pruning with ADMM, then masked fine-tuning.
 
     Args:
@@ -62,6 +62,8 @@ def admm_prune(model, train, compile_fn, config=None, admm_epochs=6, finetune_ep
         callbacks: extra Keras callbacks for both phases.
         admm_callbacks: extra Keras callbacks for the ADMM phase only.
         verbose: Keras ``fit`` verbosity.
+        steps_per_epoch: batches per epoch when ``train`` is an endless
+            dataset (e.g. ``training.FlipCropBatches.dataset()``).
 
     Returns:
         A ``RecipeResult``.
@@ -74,13 +76,15 @@ def admm_prune(model, train, compile_fn, config=None, admm_epochs=6, finetune_ep
     if admm_epochs:
         compile_fn(wrapped)
         histories["admm"] = _fit(wrapped, train, batch_size, admm_epochs, validation_data,
-                                 [admm_callback, *admm_callbacks, *callbacks], verbose)
+                                 [admm_callback, *admm_callbacks, *callbacks], verbose,
+                                 steps_per_epoch)
     admm.hard_prune(wrapped)
     if finetune_epochs:
         (finetune_compile_fn or compile_fn)(wrapped)
         histories["finetune"] = _fit(wrapped, train, batch_size, finetune_epochs,
                                      validation_data,
-                                     [admm.MaskedFineTuneCallback(), *callbacks], verbose)
+                                     [admm.MaskedFineTuneCallback(), *callbacks], verbose,
+                                     steps_per_epoch)
     plain = wrapping.strip_pruning(wrapped)
     compile_fn(plain)
     return RecipeResult(plain, wrapped, admm_callback.history, histories)
@@ -95,13 +99,15 @@ def oneshot_prune(model, train, compile_fn, config=None, finetune_epochs=10, bat
                       finetune_compile_fn=compile_fn)
 
 
-def _fit(model, train, batch_size, epochs, validation_data, callbacks, verbose):
+def _fit(model, train, batch_size, epochs, validation_data, callbacks, verbose,
+         steps_per_epoch=None):
     if isinstance(train, tuple):
         x, y = train
         history = model.fit(x, y, batch_size=batch_size, epochs=epochs,
                             validation_data=validation_data, callbacks=callbacks,
                             verbose=verbose)
     else:
-        history = model.fit(train, epochs=epochs, validation_data=validation_data,
-                            callbacks=callbacks, verbose=verbose)
+        history = model.fit(train, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                            validation_data=validation_data, callbacks=callbacks,
+                            verbose=verbose)
     return history.history
