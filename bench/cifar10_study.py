@@ -1,6 +1,7 @@
 """CIFAR-10: accuracy and speed of pruned networks, on the same weights.
 
     python bench/cifar10_study.py train --data PATH --method admm_pattern --seed 0 [--group-size 1]
+    python bench/cifar10_study.py measure --data PATH     # on a quiet machine
     python bench/cifar10_study.py report
 
 Every run starts from the dense model ``bench/results/cifar10/dense.keras``
@@ -254,6 +255,60 @@ def train(args):
     return record
 
 
+def _latencies_ms(models, image, threads, rounds=5):
+    """Median over interleaved rounds of each interpreter's median latency."""
+    from cocopie_keras import benchmark
+    from cocopie_keras import delegate
+
+    interpreters = {name: delegate.make_interpreter(data, use_delegate=ours, num_threads=threads)
+                    for name, (data, ours) in models.items()}
+    samples = {name: [] for name in models}
+    for _ in range(rounds):  # interleaved: load drifts hit every runtime alike
+        for name, interpreter in interpreters.items():
+            samples[name].append(benchmark.median_latency_ms(interpreter, image)[0])
+    return {name: float(np.median(values)) for name, values in samples.items()}
+
+
+def measure(args):
+    """Converts every finished run and times it next to XNNPACK (quiet machine only)."""
+    import cifar10_export
+
+    from cocopie_keras import converter
+    from cocopie_keras.commands import _inputs
+
+    (_, _), (x_val, y_val) = cifar10_data.load_split(
+        args.data, os.path.join(args.workdir, "cifar10_uint8.npz"))
+    with open(os.path.join(RESULTS, "dense.tflite"), "rb") as f:
+        dense_tflite = f.read()
+    image = x_val[:1].astype(np.float32)  # real pixels: activations at their trained scale
+    for name in sorted(os.listdir(args.workdir)):
+        path = os.path.join(args.workdir, name, "result.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            record = json.load(f)
+        # The wrapped model, where there is one: the LR then gets the pools
+        # and ids training chose.
+        trained = os.path.join(args.workdir, name, "finetune.keras")
+        data = converter.convert(_inputs.load_keras_model(trained))
+        with open(os.path.join(args.workdir, name, "pruned.tflite"), "wb") as f:
+            f.write(data)
+        stock, _ = cifar10_export.tflite_predictions(data, x_val, use_delegate=False)
+        ours, claimed = cifar10_export.tflite_predictions(data, x_val, use_delegate=True)
+        times = _latencies_ms({"cocopie": (data, True), "xnnpack_dense": (dense_tflite, False),
+                               "xnnpack_same_weights": (data, False)}, image, args.threads)
+        record.update({"tflite_bytes": len(data),
+                       "val_accuracy_tflite": float(np.mean(stock == y_val)),
+                       "cocopie_agrees_with_stock": float(np.mean(ours == stock)),
+                       "cocopie_claimed_nodes": claimed, "threads": args.threads,
+                       **{f"latency_ms_{k}": v for k, v in times.items()}})
+        record["speedup_vs_xnnpack_dense"] = times["xnnpack_dense"] / times["cocopie"]
+        with open(path, "w") as f:
+            json.dump(record, f, indent=1)
+        print(name, {k: record[k] for k in ("val_accuracy", "tflite_bytes",
+                                            "speedup_vs_xnnpack_dense")})
+
+
 def report(args):
     rows = []
     for name in sorted(os.listdir(args.workdir)) if os.path.isdir(args.workdir) else []:
@@ -295,7 +350,11 @@ def parse_args(argv=None):
     run.add_argument("--rho-max", type=float, default=1.0)
     run.add_argument("--update-steps", type=int, default=22, help="steps between Z/U updates")
     run.add_argument("--train-limit", type=int, default=0, help=argparse.SUPPRESS)
-    for sub in (run, commands.add_parser("report", help="gather finished runs")):
+    timing = commands.add_parser("measure", help="convert finished runs and time them "
+                                 "against XNNPACK (on a quiet machine)")
+    timing.add_argument("--data", required=True)
+    timing.add_argument("--threads", type=int, default=2)
+    for sub in (run, timing, commands.add_parser("report", help="gather finished runs")):
         sub.add_argument("--workdir", default=DEFAULT_WORKDIR)
     args = parser.parse_args(argv)
     if args.command == "train" and (args.admm_epochs < 0 or args.finetune_epochs < 1):
@@ -305,4 +364,4 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     arguments = parse_args()
-    (train if arguments.command == "train" else report)(arguments)
+    {"train": train, "measure": measure, "report": report}[arguments.command](arguments)

@@ -9,6 +9,7 @@ import numpy as np
 from cocopie_keras import patterns as patterns_lib
 from cocopie_keras.converter import compact as compact_lib
 from cocopie_keras.converter import lr as lr_lib
+from cocopie_keras.converter import records as records_lib
 
 
 def _schema():
@@ -22,8 +23,10 @@ def _schema():
 def convert(model, *, pattern_pool=None, entries=4, optimizations=None, compact=True):
     """Converts a Keras model to TFLite flatbuffer bytes carrying the LR.
 
-    The model may come from ``cocopie_keras.pruning`` or from any other tool:
-    patterns are read from the weights themselves. Every float32 CONV_2D or
+    A model still wrapped by ``cocopie_keras.sparsity`` hands over what
+    training decided: each hard-pruned layer's pattern pool and ids go into
+    the LR as they are (``converter.records``). A model pruned by any other
+    tool is described from its weights. Every float32 CONV_2D or
     DEPTHWISE_CONV_2D whose kernels each keep at most ``entries`` non-zero
     weights is described in the LR; other layers are left as they are. The file runs unchanged on stock
     LiteRT; the cocopie delegate uses the LR to run the described layers.
@@ -51,6 +54,7 @@ def convert(model, *, pattern_pool=None, entries=4, optimizations=None, compact=
 
     from cocopie_keras.sparsity import strip_pruning
 
+    records = records_lib.records_of(model)
     model = strip_pruning(model)  # pruning wrappers → plain layers, zeros in place
     if not isinstance(model, keras.Model):
         raise TypeError(
@@ -69,15 +73,18 @@ def convert(model, *, pattern_pool=None, entries=4, optimizations=None, compact=
     # stdout for the caller.
     with contextlib.redirect_stdout(io.StringIO()):
         flatbuffer = converter.convert()
-    return annotate(flatbuffer, pattern_pool=pattern_pool, entries=entries, compact=compact)
+    return annotate(flatbuffer, pattern_pool=pattern_pool, entries=entries, compact=compact,
+                    records=records)
 
 
-def annotate(tflite_bytes, *, pattern_pool=None, entries=4, compact=False):
+def annotate(tflite_bytes, *, pattern_pool=None, entries=4, compact=False, records=()):
     """Adds (or replaces) the LR of an existing .tflite file.
 
     Args:
         tflite_bytes: a TFLite flatbuffer.
         pattern_pool, entries, compact: as in ``convert``.
+        records: ``converter.records.PruningRecord`` list of the model's
+            pruned layers (``records_of``), used where they fit the weights.
 
     Returns:
         New flatbuffer bytes: the same model plus the metadata entry (and,
@@ -85,7 +92,8 @@ def annotate(tflite_bytes, *, pattern_pool=None, entries=4, compact=False):
     """
     _, flatbuffer_utils = _schema()
     model = _read(tflite_bytes)
-    layers = describe_pattern_convs(model, pattern_pool=pattern_pool, entries=entries)
+    layers = describe_pattern_convs(model, pattern_pool=pattern_pool, entries=entries,
+                                    records=records)
     if compact:
         layers = compact_lib.compact_filters(model, layers)
     _set_metadata(model, lr_lib.METADATA_NAME, lr_lib.encode(layers))
@@ -110,7 +118,7 @@ MIN_POINTWISE_REMOVED = 0.25
 the stock GEMM kernels."""
 
 
-def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
+def describe_pattern_convs(model, *, pattern_pool=None, entries=4, records=()):
     """LR layers for the pruned float32 convolutions of subgraph 0.
 
     A k×k CONV_2D (k·k at most ``lr.MAX_KERNEL_CELLS``, the LR's limit;
@@ -120,10 +128,13 @@ def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
     is kept or removed per kernel). A k×k DEPTHWISE_CONV_2D (depth multiplier
     1, no dilation) is described when every channel's kernel keeps at most
     ``entries`` weights in a pattern, as ``C`` output channels of one input
-    channel each (``kernel_pattern`` of shape ``(C, 1)``).
+    channel each (``kernel_pattern`` of shape ``(C, 1)``). A layer that one of
+    ``records`` fits is described by it (pool and ids as training chose
+    them); the others from their weights.
 
     Args:
         model: a ``schema_py_generated.ModelT``.
+        records: ``converter.records.PruningRecord`` list.
 
     Example:
 
@@ -139,7 +150,8 @@ def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
             model.operatorCodes[op.opcodeIndex]
         )
         if code == schema.BuiltinOperator.DEPTHWISE_CONV_2D:
-            layer = _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries)
+            layer = _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries,
+                                        records)
             if layer is not None:
                 layers.append(layer)
             continue
@@ -152,8 +164,11 @@ def describe_pattern_convs(model, *, pattern_pool=None, entries=4):
         if filter_ohwi.shape[1:3] == (1, 1):
             layer = _describe_pointwise(op_index, filter_index, filter_ohwi)
         else:
-            layer = _describe_patterned(op_index, filter_index, filter_ohwi,
-                                        pattern_pool, entries)
+            name = _name(subgraph.tensors[filter_index].name) or ""
+            record = records_lib.match(records, filter_ohwi, name, depthwise=False)
+            layer = (_layer_from_projection(op_index, filter_index, record.projection())
+                     if record else _describe_patterned(op_index, filter_index, filter_ohwi,
+                                                        pattern_pool, entries))
         if layer is not None:
             layers.append(layer)
     return layers
@@ -176,7 +191,7 @@ def _describe_patterned(op_index, filter_index, filter_ohwi, pattern_pool, entri
     return _layer_from_projection(op_index, filter_index, projection)
 
 
-def _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries):
+def _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries, records=()):
     """The LR layer of a pattern-pruned DEPTHWISE_CONV_2D, or ``None``."""
     if not _plain_depthwise(subgraph, op):
         return None
@@ -188,6 +203,10 @@ def _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries):
         return None
     if filter_1hwc.shape[1:3] == (1, 1):
         return None  # a per-channel scale, nothing to prune into patterns
+    name = _name(subgraph.tensors[filter_index].name) or ""
+    record = records_lib.match(records, filter_1hwc, name, depthwise=True)
+    if record:
+        return _layer_from_projection(op_index, filter_index, record.projection())
     # As a convolution of one input channel and C outputs: (kh, kw, 1, C).
     projection = patterns_lib.patterns_from_weights(
         np.transpose(filter_1hwc, (1, 2, 0, 3)), entries=entries, pool=pattern_pool

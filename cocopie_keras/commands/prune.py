@@ -296,7 +296,7 @@ def run(args):
     if args.tflite:
         from cocopie_keras import converter
 
-        data = converter.convert(result.model)
+        data = converter.convert(result.wrapped)  # the LR gets the pools and ids training chose
         atomic_write.write_bytes(args.tflite, data)
         print(f"wrote {args.tflite}: {len(converter.read_lr(data) or [])} pattern convs in the LR")
     return 0
