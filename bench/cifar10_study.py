@@ -179,7 +179,7 @@ def train_filter(args, dense, batches, validation, workdir):
     import keras
 
     from cocopie_keras import sparsity
-    from cocopie_keras.tune import surgery
+    from cocopie_keras.cocotune import surgery
 
     reference = keras.models.clone_model(dense)
     reference.set_weights(dense.get_weights())
@@ -257,7 +257,7 @@ def train(args):
 
 def _latencies_ms(models, image, threads, rounds=5):
     """Median over interleaved rounds of each interpreter's median latency."""
-    from cocopie_keras import benchmark
+    from cocopie_keras.bench import timing
     from cocopie_keras import delegate
 
     interpreters = {name: delegate.make_interpreter(data, use_delegate=ours, num_threads=threads)
@@ -265,7 +265,7 @@ def _latencies_ms(models, image, threads, rounds=5):
     samples = {name: [] for name in models}
     for _ in range(rounds):  # interleaved: load drifts hit every runtime alike
         for name, interpreter in interpreters.items():
-            samples[name].append(benchmark.median_latency_ms(interpreter, image)[0])
+            samples[name].append(timing.median_latency_ms(interpreter, image)[0])
     return {name: float(np.median(values)) for name, values in samples.items()}
 
 

@@ -187,8 +187,8 @@ def train_teacher(train, validation, epochs, batch_size, path):
 
 def pretrain_subspace(model, modules, configs, x_train, epochs, batch_size, directory):
     """Pre-trains the tuning blocks of one subspace once; every row reuses them."""
-    from cocopie_keras import tune
-    from cocopie_keras.tune import pretrain
+    from cocopie_keras import cocotune as tune
+    from cocopie_keras.cocotune import pretrain
 
     os.makedirs(directory, exist_ok=True)
     blocks_path = os.path.join(directory, "blocks.npz")
@@ -311,7 +311,7 @@ def initial_accuracies(model, modules, configs, composites, params, validation, 
     """Accuracy of every network of the subspace before fine-tuning, both inits."""
     import keras
 
-    from cocopie_keras.tune import pretrain
+    from cocopie_keras.cocotune import pretrain
 
     weights = pretrain.load_block_weights(blocks_path)
     points = []
@@ -393,12 +393,12 @@ def main(argv=None):
             raise ValueError(f"Expected positive --{name}. Received: {values}")
     started = time.time()
 
-    from cocopie_keras.tune import explore
+    from cocopie_keras.cocotune import explore
     explore.limit_threads(1)  # as each trial: block pre-training runs on one core too
     import keras
 
-    from cocopie_keras import tune
-    from cocopie_keras.tune import surgery
+    from cocopie_keras import cocotune as tune
+    from cocopie_keras.cocotune import surgery
 
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.workdir, exist_ok=True)

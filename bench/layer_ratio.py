@@ -22,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cocopie_keras import benchmark, converter, delegate, patterns  # noqa: E402
+from cocopie_keras import converter, delegate, patterns  # noqa: E402
+from cocopie_keras.bench import timing  # noqa: E402
 
 # (name, H, W, Cin, Cout, stride)
 LAYERS = [
@@ -99,8 +100,8 @@ def main():
         stock = delegate.make_interpreter(data, use_delegate=False, num_threads=args.threads)
         ours = delegate.make_interpreter(data, num_threads=args.threads, kernel=args.kernel)
         assert delegate.delegated_node_count(ours) == 1
-        t_stock, _ = benchmark.median_latency_ms(stock, x, repeats=args.repeat)
-        t_ours, _ = benchmark.median_latency_ms(ours, x, repeats=args.repeat)
+        t_stock, _ = timing.median_latency_ms(stock, x, repeats=args.repeat)
+        t_ours, _ = timing.median_latency_ms(ours, x, repeats=args.repeat)
         gflops = 2 * kept_macs / (t_ours * 1e6)
         print(f"{name:<22} {t_stock:>10.3f} {t_ours:>11.3f} {t_stock / t_ours:>8.2f} "
               f"{gflops:>13.1f}")

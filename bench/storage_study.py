@@ -85,12 +85,12 @@ def lr_conv_ordinals(tflite_bytes):
 
 
 def outputs_identical(first, second, shape):
-    from cocopie_keras import benchmark
+    from cocopie_keras.bench import timing
     from cocopie_keras import delegate
 
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    a = benchmark.run(delegate.make_interpreter(first, use_delegate=False, input_shape=shape), x)
-    b = benchmark.run(delegate.make_interpreter(second, use_delegate=False, input_shape=shape), x)
+    a = timing.run(delegate.make_interpreter(first, use_delegate=False, input_shape=shape), x)
+    b = timing.run(delegate.make_interpreter(second, use_delegate=False, input_shape=shape), x)
     return bool(np.array_equal(a, b))
 
 

@@ -20,8 +20,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 from layer_ratio import LAYERS, pruned_layer  # noqa: E402
 
-from cocopie_keras import benchmark, converter, delegate  # noqa: E402
-from cocopie_keras.converter import tuning  # noqa: E402
+from cocopie_keras import converter, delegate  # noqa: E402
+from cocopie_keras.bench import timing  # noqa: E402
+from cocopie_keras.converter import kernel_tuning as tuning  # noqa: E402
 
 
 def main():
@@ -52,7 +53,7 @@ def main():
         times = {"built_in": [], "tuned": []}
         for _ in range(args.rounds):
             for key, interpreter in (("built_in", built_in), ("tuned", tuned)):
-                times[key].append(benchmark.median_latency_ms(
+                times[key].append(timing.median_latency_ms(
                     interpreter, x, repeats=args.repeat)[0])
         t_built_in, t_tuned = np.median(times["built_in"]), np.median(times["tuned"])
         entry = tuning.entry_from_report(report)

@@ -53,7 +53,8 @@ def build_parser():
                         help="on a failure, show the Python traceback (for bug reports)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in _command_modules():
-        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP,
+        command = sub.add_parser(module.NAME, aliases=getattr(module, "ALIASES", ()),
+                                 help=module.HELP, description=module.HELP,
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=getattr(module, "EPILOG", None))
         module.add_arguments(command)

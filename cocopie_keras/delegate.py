@@ -171,3 +171,14 @@ def simd_target():
     library = ctypes.CDLL(delegate_library_path())
     library.CocopieDelegateSimdTarget.restype = ctypes.c_char_p
     return library.CocopieDelegateSimdTarget().decode()
+
+
+def preferred_channel_block():
+    """Output channels the delegate's block kernel computes together on this
+    CPU: pruning groups (``group_size``) of a multiple of it run without
+    padding. Asked from the library, so no copy of the number can drift."""
+    import ctypes
+
+    library = ctypes.CDLL(delegate_library_path())
+    library.CocopieDelegatePreferredChannelBlock.restype = ctypes.c_int
+    return int(library.CocopieDelegatePreferredChannelBlock())

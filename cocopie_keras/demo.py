@@ -82,7 +82,7 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
     """
     import keras
 
-    from cocopie_keras import benchmark
+    from cocopie_keras.bench import timing
     from cocopie_keras import converter
     from cocopie_keras import delegate as delegate_lib
     from cocopie_keras import pruning
@@ -128,11 +128,11 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
                                           num_threads=threads)
     ours = delegate_lib.make_interpreter(pruned_tflite, use_delegate=True,
                                          num_threads=threads)
-    stock_out = benchmark.run_batches(stock, x_test)
-    ours_out = benchmark.run_batches(ours, x_test)
+    stock_out = timing.run_batches(stock, x_test)
+    ours_out = timing.run_batches(ours, x_test)
     one = x_test[:1]
-    latency_stock, spread_stock = benchmark.median_latency_ms(stock, one)
-    latency_ours, spread_ours = benchmark.median_latency_ms(ours, one)
+    latency_stock, spread_stock = timing.median_latency_ms(stock, one)
+    latency_ours, spread_ours = timing.median_latency_ms(ours, one)
 
     summary = {
         "dense_accuracy": float(dense_accuracy),

@@ -17,7 +17,7 @@ import numpy as np
 from cocopie_keras.converter import compact
 from cocopie_keras.converter import conversion
 from cocopie_keras.converter import lr as lr_lib
-from cocopie_keras.converter import tuning as tuning_lib
+from cocopie_keras.converter import kernel_tuning as tuning_lib
 
 
 def layer_reports(tflite_bytes):

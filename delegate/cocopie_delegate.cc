@@ -296,4 +296,8 @@ const char* CocopieDelegateSimdTarget(void) {
   return cocopie::PatternConvSimdTarget();
 }
 
+int CocopieDelegatePreferredChannelBlock(void) {
+  return cocopie::PreferredChannelBlock();
+}
+
 }  // extern "C"

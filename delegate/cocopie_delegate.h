@@ -72,6 +72,10 @@ COCOPIE_EXPORT const char* CocopieDelegateKernelTunings(TfLiteDelegate* delegate
 // The SIMD target the kernels dispatch to on this CPU, e.g. "AVX3", "NEON".
 COCOPIE_EXPORT const char* CocopieDelegateSimdTarget(void);
 
+// Output channels the block kernel computes together on this CPU (16 or 32):
+// channel groups of a multiple of it share a pattern union without padding.
+COCOPIE_EXPORT int CocopieDelegatePreferredChannelBlock(void);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cocopie_keras.tune import blocks
+from cocopie_keras.cocotune import blocks
 
 
 def expanded(found, network):

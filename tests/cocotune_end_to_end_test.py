@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from cocopie_keras import tune
-from cocopie_keras.tune import explore
+from cocopie_keras import cocotune as tune
+from cocopie_keras.cocotune import explore
 from cocotune_helpers import residual_model, synthetic_data
 
 CONFIGS = [(0.7, 0.7), (0.5, 0.7), (0.3, 0.5), (0.3, 0.3)]
@@ -118,7 +118,7 @@ def test_cli_refuses_bad_rates_and_runs(trained, tmp_path):
     model.save(model_path)
     data = str(tmp_path / "data.npz")
     np.savez(data, x_train=train[0], y_train=train[1], x_test=validation[0], y_test=validation[1])
-    base = [sys.executable, "-m", "cocopie_keras.cli", "tune", model_path, "--data", data,
+    base = [sys.executable, "-m", "cocopie_keras.cli", "cocotune", model_path, "--data", data,
             "--workdir", str(tmp_path / "work"), "--executor", "local", "--epochs", "1",
             "--batch-size", "64", "--init", "block"]
     bad = subprocess.run(base + ["--rates", "0.3,1.5"], capture_output=True, text=True)

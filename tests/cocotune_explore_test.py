@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cocopie_keras.tune import explore
+from cocopie_keras.cocotune import explore
 
 
 def payloads_for(configs, init="block"):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cocopie_keras.tune import pretrain, surgery
+from cocopie_keras.cocotune import pretrain, surgery
 from cocotune_helpers import residual_model, synthetic_data
 
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from cocopie_keras.tune.sequitur import Grammar, RuleRef, expand
+from cocopie_keras.cocotune.sequitur import Grammar, RuleRef, expand
 
 
 @pytest.mark.parametrize("text,grammar", [

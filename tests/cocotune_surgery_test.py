@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from cocopie_keras.tune import surgery
+from cocopie_keras.cocotune import surgery
 from cocotune_helpers import residual_model
 
 

@@ -8,7 +8,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cocopie_keras import benchmark  # noqa: E402
+from cocopie_keras.bench import timing  # noqa: E402
 from cocopie_keras import pruning  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def random_input(shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
 
-run = benchmark.run
+run = timing.run
 
 
 @pytest.fixture

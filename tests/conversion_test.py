@@ -7,7 +7,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from cocopie_keras import benchmark  # noqa: E402
+from cocopie_keras.bench import timing  # noqa: E402
 from cocopie_keras import delegate  # noqa: E402
 from cocopie_keras import patterns  # noqa: E402
 from cocopie_keras import pruning  # noqa: E402
@@ -36,8 +36,8 @@ def test_pruned_model_gets_an_lr_and_same_outputs_on_stock_litert():
     assert [layer.op_index for layer in layers] == [0, 1]
     assert convert_lib.check_lr(data) == []
     x = np.random.default_rng(0).normal(size=(1, 9, 9, 3)).astype("float32")
-    with_lr = benchmark.run(delegate.make_interpreter(data, use_delegate=False), x)
-    without = benchmark.run(
+    with_lr = timing.run(delegate.make_interpreter(data, use_delegate=False), x)
+    without = timing.run(
         delegate.make_interpreter(plain_tflite(model), use_delegate=False), x
     )
     np.testing.assert_array_equal(with_lr, without)

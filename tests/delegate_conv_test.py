@@ -104,6 +104,12 @@ def test_simd_target_is_reported():
                                       "EMU128", "SCALAR"}
 
 
+def test_the_library_reports_its_channel_block_for_this_cpu():
+    # 32 output channels on 16-lane targets (AVX-512), 16 on the others.
+    wide = delegate.simd_target().startswith("AVX3")
+    assert delegate.preferred_channel_block() == (32 if wide else 16)
+
+
 @pytest.mark.parametrize("kernel", ["auto", "block", "rows", "reference"])
 def test_connectivity_pruned_pointwise_conv(kernel):
     # A ResNet-style bottleneck: 1x1 reduce, 3x3 pattern conv, 1x1 expand.

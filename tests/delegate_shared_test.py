@@ -12,7 +12,7 @@ import pytest
 from conftest import conv_stack, pattern_prune, random_input
 
 from cocopie_keras import converter, delegate
-from cocopie_keras.converter import tuning
+from cocopie_keras.converter import kernel_tuning as tuning
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "delegate_shared_child.py")
 TIMEOUT_SECONDS = 120

@@ -20,7 +20,8 @@ CORE = ("cocopie_keras.patterns", "cocopie_keras.sparsity", "cocopie_keras.codes
         "cocopie_keras.pruning", "cocopie_keras.atomic_write", "cocopie_keras.training")
 CONVERTER = ("cocopie_keras.converter",)
 TOP = ("cocopie_keras.cli", "cocopie_keras.commands", "cocopie_keras.demo",
-       "cocopie_keras.bench", "cocopie_keras.benchmark", "cocopie_keras.tune")
+       "cocopie_keras.bench", "cocopie_keras.benchmark", "cocopie_keras.cocotune",
+       "cocopie_keras.tune")
 
 
 def _modules():

@@ -9,7 +9,7 @@ from conftest import conv_stack, pattern_prune, random_input, run
 
 from cocopie_keras import cli, converter, delegate
 from cocopie_keras.converter import report
-from cocopie_keras.converter import tuning
+from cocopie_keras.converter import kernel_tuning as tuning
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 from conftest import conv_stack, pattern_prune
 
 from cocopie_keras import converter, delegate
-from cocopie_keras.converter import tuning
+from cocopie_keras.converter import kernel_tuning as tuning
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tuning_cache_child.py")
 TIMEOUT_SECONDS = 120

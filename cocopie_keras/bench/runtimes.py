@@ -93,9 +93,9 @@ class _LiteRT(Runtime):
         _import_or_missing("ai_edge_litert.interpreter")
 
     def run(self, x):
-        from cocopie_keras import benchmark
+        from cocopie_keras.bench import timing
 
-        return benchmark.run(self.interpreter, x)
+        return timing.run(self.interpreter, x)
 
 
 class LiteRTXnnpack(_LiteRT):

@@ -46,7 +46,7 @@ def measure(adapter_cls, model_path, x, threads, warmup=3, repeat=20,
         ``times_ms``, ``prepare_s``, ``first_run_ms``, ``notes`` and ``output``
         (numpy array or ``None``).
     """
-    from cocopie_keras import benchmark
+    from cocopie_keras.bench import timing
     from cocopie_keras.bench.runtimes import RuntimeMissing
 
     result = {"status": "ok", "times_ms": [], "prepare_s": None, "first_run_ms": None,
@@ -73,7 +73,7 @@ def measure(adapter_cls, model_path, x, threads, warmup=3, repeat=20,
             result["status"] = (f"failed: too slow, first run {first:.1f} s > "
                                 f"{max_run_s:g} s limit")
             return result
-        result["times_ms"] = benchmark.latency_samples_ms(
+        result["times_ms"] = timing.latency_samples_ms(
             lambda: runtime.run(x), warmup=max(warmup - 1, 0), repeats=repeat)
     except Exception as error:  # a failing runtime is a result, not a crash
         result["status"] = f"failed: {stage}: {_one_line(error)}"

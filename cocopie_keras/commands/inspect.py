@@ -24,9 +24,10 @@ def run(args):
         problems = converter.check_lr(data)
     except ValueError as error:  # names the file: the reader's message does not
         raise ValueError(f"{args.model}: {error}") from None
+    cpu = _this_cpu()
     if args.json:
         print(json.dumps({"file": args.model, "bytes": len(data), "has_lr": has_lr,
-                          "layers": layers, "problems": problems}, indent=2))
+                          "layers": layers, "problems": problems, "this_cpu": cpu}, indent=2))
         return 1 if problems else 0
     if not has_lr:
         print(f"{args.model}: no cocopie LR (the delegate will leave it to stock kernels)")
@@ -34,6 +35,10 @@ def run(args):
     from cocopie_keras.converter import lr
 
     print(f"{args.model}: LR version {lr.VERSION}, {len(layers)} layer(s)")
+    if cpu:
+        print(f"this CPU: {cpu['simd_target']}, the block kernel computes "
+              f"{cpu['preferred_channel_block']} output channels together (block_padding "
+              "in --json, per block width)")
     print(f"{'op':>4} {'kind':<22} {'shape (OHWI)':<20} {'patterns':>8} {'kernels':>8} "
           f"{'dense B':>10} {'CSR B':>10} {'FKW B':>10}  tuning (cocopie tune-kernels)")
     for layer in layers:
@@ -46,9 +51,20 @@ def run(args):
     return 1 if problems else 0
 
 
+def _this_cpu():
+    """The delegate's SIMD target and channel block here, or None without it."""
+    from cocopie_keras import delegate
+
+    try:
+        return {"simd_target": delegate.simd_target(),
+                "preferred_channel_block": delegate.preferred_channel_block()}
+    except (OSError, AttributeError):  # no delegate library built / an older one
+        return None
+
+
 def _tuning_text(layer):
     """The stored kernel tuning per SIMD target, or why it is unusable."""
-    from cocopie_keras.converter import tuning
+    from cocopie_keras.converter import kernel_tuning as tuning
 
     facts = layer["tuning"]
     if "stored_error" in facts:

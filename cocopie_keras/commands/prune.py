@@ -3,7 +3,7 @@ ADMM, masked fine-tuning, and a plain .keras (optionally .tflite) result."""
 
 import os
 
-# What load_data accepts (shared with `cocopie tune`).
+# What load_data accepts (shared with `cocopie cocotune`).
 DATA_HELP = ("'mnist5k' (built in, pixels 0-1), a .npz with x_train, y_train "
              "[, x_test, y_test] (used as stored), or a folder of images in class "
              "sub-folders (pixels 0-255, as keras.utils.image_dataset_from_directory "

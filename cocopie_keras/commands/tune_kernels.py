@@ -73,7 +73,7 @@ def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None)
     import numpy as np
 
     from cocopie_keras import converter, delegate
-    from cocopie_keras.converter import tuning
+    from cocopie_keras.converter import kernel_tuning as tuning
 
     if threads < 1:
         raise ValueError(f"Expected threads >= 1. Received: threads={threads}")
@@ -118,7 +118,7 @@ def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None)
 def run(args):
     import json
 
-    from cocopie_keras.converter import tuning
+    from cocopie_keras.converter import kernel_tuning as tuning
 
     from cocopie_keras import atomic_write
     from cocopie_keras.commands import _inputs

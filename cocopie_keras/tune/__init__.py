@@ -1,22 +1,15 @@
-"""CoCo-Tune: composability-based fast filter pruning for Keras models.
+"""Deprecated: CoCo-Tune moved to ``cocopie_keras.cocotune`` (so that "tune"
+no longer means both CoCo-Tune and kernel auto-tuning). This name and its
+submodules stay for one release, as the same module objects."""
 
-Networks of a promising pruning subspace share runs of identically pruned
-modules ("tuning blocks"). The blocks are found with Sequitur, pre-trained once
-against the full network (teacher–student), and used to initialize every
-network of the subspace before fine-tuning, so the search for the smallest
-network that keeps the accuracy needs fewer and shorter trials.
+import sys
+import warnings
 
-Example:
+from cocopie_keras import cocotune
+from cocopie_keras.cocotune import api, blocks, explore, pretrain, sequitur, surgery
 
-```python
-from cocopie_keras import tune
-summary = tune.tune(model, (x, y), (x_val, y_val), workdir="out/tune", alpha=0.02)
-```
-"""
-
-from cocopie_keras.tune.api import tune
-from cocopie_keras.tune.blocks import BlockSet, identify_blocks, sample_subspace
-from cocopie_keras.tune.surgery import Module, infer_modules, prune_filters
-
-__all__ = ["BlockSet", "Module", "identify_blocks", "infer_modules", "prune_filters",
-           "sample_subspace", "tune"]
+warnings.warn("cocopie_keras.tune is deprecated; use cocopie_keras.cocotune",
+              DeprecationWarning, stacklevel=2)
+for _module in (api, blocks, explore, pretrain, sequitur, surgery):
+    sys.modules[f"{__name__}.{_module.__name__.rpartition('.')[2]}"] = _module
+sys.modules[__name__] = cocotune

@@ -3,8 +3,8 @@
 Example:
 
 ```python
-from cocopie_keras import tune
-summary = tune.tune(model, (x_train, y_train), (x_val, y_val), workdir="out/tune",
+from cocopie_keras import cocotune
+summary = cocotune.tune(model, (x_train, y_train), (x_val, y_val), workdir="out/tune",
                     subspace_size=16, alpha=0.02, epochs=2, executor="ray")
 print(summary["block"]["best"], summary["default"]["best"])
 ```
@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-from cocopie_keras.tune import blocks as blocks_lib
-from cocopie_keras.tune import explore as explore_lib
-from cocopie_keras.tune import pretrain
-from cocopie_keras.tune import surgery
+from cocopie_keras.cocotune import blocks as blocks_lib
+from cocopie_keras.cocotune import explore as explore_lib
+from cocopie_keras.cocotune import pretrain
+from cocopie_keras.cocotune import surgery
 
 INITS = ("block", "default")
 

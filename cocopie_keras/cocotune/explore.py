@@ -207,8 +207,8 @@ def run_trial(payload):
     limit_threads(payload.get("threads", 1))
     import keras
 
-    from cocopie_keras.tune import pretrain
-    from cocopie_keras.tune import surgery
+    from cocopie_keras.cocotune import pretrain
+    from cocopie_keras.cocotune import surgery
 
     started = time.time()
     keras.utils.set_random_seed(payload.get("seed", 0))

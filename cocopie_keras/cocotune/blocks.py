@@ -27,7 +27,7 @@ import dataclasses
 
 import numpy as np
 
-from cocopie_keras.tune import sequitur
+from cocopie_keras.cocotune import sequitur
 
 DEFAULT_RATES = (0.3, 0.5, 0.7)
 

@@ -1,4 +1,4 @@
-"""cocopie tune: composability-based filter pruning (CoCo-Tune) of a .keras model.
+"""cocopie cocotune: composability-based filter pruning (CoCo-Tune) of a .keras model.
 
 Finds the smallest filter-pruned network of a promising subspace whose accuracy
 stays within --alpha of the full model, exploring smallest first on Ray, with
@@ -8,7 +8,9 @@ from the full model's surviving weights).
 
 import json
 
-NAME = "tune"
+NAME = "cocotune"
+ALIASES = ("tune",)
+"""Deprecated name, kept for one release: "tune" also meant kernel auto-tuning."""
 HELP = "CoCo-Tune: find the smallest filter-pruned network keeping the accuracy"
 
 
@@ -51,8 +53,13 @@ def _read_json(path, what):
 
 
 def run(args):
-    from cocopie_keras import tune
+    import sys
+
+    from cocopie_keras import cocotune as tune
     from cocopie_keras.commands import _inputs
+
+    if args.command in ALIASES:
+        print(f"cocopie {args.command} is deprecated; use cocopie {NAME}", file=sys.stderr)
     from cocopie_keras.commands.prune import check_data, load_data
 
     try:

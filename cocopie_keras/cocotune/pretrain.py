@@ -15,7 +15,7 @@ net = assemble(full, modules, configs[0], found, weights, network=0)
 
 import numpy as np
 
-from cocopie_keras.tune import surgery
+from cocopie_keras.cocotune import surgery
 
 
 def block_rates(num_modules, block):
