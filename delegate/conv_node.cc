@@ -167,25 +167,56 @@ TfLiteTensor* ContextTensor(TfLiteContext* context, int index) {
   return &context->tensors[index];
 }
 
-std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
-                          const LrLayer& layer,
-                          const TfLiteTensor* sparse_filter) {
+std::string CheckNodeTensors(TfLiteContext* context, const TfLiteNode* node,
+                             const LrLayer& layer, TfLiteFusedActivation activation,
+                             TfLitePadding padding, const TfLiteTensor* sparse_filter,
+                             NodeTensors* tensors) {
   if (node->inputs == nullptr || node->inputs->size < 2 ||
       node->inputs->size > 3 || node->outputs == nullptr ||
       node->outputs->size != 1) {
     return "unexpected number of inputs/outputs";
   }
-  const auto* params = static_cast<const TfLiteConvParams*>(node->builtin_data);
-  if (params == nullptr) return "missing CONV_2D parameters";
   float lo, hi;
-  if (!ActivationRange(params->activation, &lo, &hi)) {
-    return "fused activation " + std::to_string(params->activation) +
-           " is not supported";
+  if (!ActivationRange(activation, &lo, &hi)) {
+    return "fused activation " + std::to_string(activation) + " is not supported";
   }
-  if (params->padding != kTfLitePaddingSame &&
-      params->padding != kTfLitePaddingValid) {
+  if (padding != kTfLitePaddingSame && padding != kTfLitePaddingValid) {
     return "unknown padding";
   }
+  tensors->input = ContextTensor(context, node->inputs->data[0]);
+  tensors->filter = ContextTensor(context, node->inputs->data[1]);
+  tensors->output = ContextTensor(context, node->outputs->data[0]);
+  if (tensors->input == nullptr || tensors->filter == nullptr ||
+      tensors->output == nullptr) {
+    return "tensor index out of range";
+  }
+  if (tensors->input->type != kTfLiteFloat32 || tensors->filter->type != kTfLiteFloat32 ||
+      tensors->output->type != kTfLiteFloat32) {
+    return "only float32 convolutions are delegated";
+  }
+  if (node->inputs->data[1] != static_cast<int>(layer.filter_tensor)) {
+    return "filter is tensor " + std::to_string(node->inputs->data[1]) +
+           " but the LR names tensor " + std::to_string(layer.filter_tensor);
+  }
+  return ResolveFilterValues(tensors->filter, sparse_filter, &tensors->expanded,
+                             &tensors->filter_values);
+}
+
+std::string CheckFilterBytes(const TfLiteTensor* filter, const TfLiteTensor* sparse_filter) {
+  if (sparse_filter != nullptr) return "";
+  size_t count = 1;
+  for (int i = 0; i < filter->dims->size; ++i) {
+    count *= static_cast<size_t>(filter->dims->data[i]);
+  }
+  if (filter->bytes != sizeof(float) * count) return "filter byte size does not match its shape";
+  return "";
+}
+
+std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
+                          const LrLayer& layer,
+                          const TfLiteTensor* sparse_filter) {
+  const auto* params = static_cast<const TfLiteConvParams*>(node->builtin_data);
+  if (params == nullptr) return "missing CONV_2D parameters";
   if (params->stride_width < 1 || params->stride_height < 1 ||
       params->dilation_width_factor < 1 || params->dilation_height_factor < 1) {
     return "invalid stride or dilation";
@@ -194,26 +225,11 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
       params->stride_height, params->stride_width, params->dilation_height_factor,
       params->dilation_width_factor, layer.kernel_h, layer.kernel_w);
   if (!span.empty()) return span;
-  const TfLiteTensor* input = ContextTensor(context, node->inputs->data[0]);
-  const TfLiteTensor* filter = ContextTensor(context, node->inputs->data[1]);
-  const TfLiteTensor* output = ContextTensor(context, node->outputs->data[0]);
-  if (input == nullptr || filter == nullptr || output == nullptr) {
-    return "tensor index out of range";
-  }
-  if (input->type != kTfLiteFloat32 || filter->type != kTfLiteFloat32 ||
-      output->type != kTfLiteFloat32) {
-    return "only float32 convolutions are delegated";
-  }
-  if (node->inputs->data[1] != static_cast<int>(layer.filter_tensor)) {
-    return "filter is tensor " + std::to_string(node->inputs->data[1]) +
-           " but the LR names tensor " + std::to_string(layer.filter_tensor);
-  }
-  std::vector<float> expanded;
-  const float* filter_values = nullptr;
-  const std::string unreadable =
-      ResolveFilterValues(filter, sparse_filter, &expanded, &filter_values);
-  if (!unreadable.empty()) return unreadable;
-  const TfLiteIntArray* fd = filter->dims;
+  NodeTensors tensors;
+  const std::string common = CheckNodeTensors(context, node, layer, params->activation,
+                                              params->padding, sparse_filter, &tensors);
+  if (!common.empty()) return common;
+  const TfLiteIntArray* fd = tensors.filter->dims;
   if (fd == nullptr || fd->size != 4 || fd->data[0] != layer.out_channels ||
       fd->data[1] != layer.kernel_h || fd->data[2] != layer.kernel_w ||
       fd->data[3] != layer.in_channels) {
@@ -223,22 +239,19 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
            std::to_string(layer.kernel_w) + ", " +
            std::to_string(layer.in_channels) + "]";
   }
-  if (sparse_filter == nullptr &&
-      filter->bytes != sizeof(float) * static_cast<size_t>(layer.out_channels) *
-                           layer.kernel_h * layer.kernel_w * layer.in_channels) {
-    return "filter byte size does not match its shape";
-  }
-  if (input->dims == nullptr || input->dims->size != 4 ||
-      input->dims->data[3] != layer.in_channels) {
-    return "input shape " + DimsString(input->dims) +
+  const std::string bytes = CheckFilterBytes(tensors.filter, sparse_filter);
+  if (!bytes.empty()) return bytes;
+  const TfLiteIntArray* in_dims = tensors.input->dims;
+  if (in_dims == nullptr || in_dims->size != 4 || in_dims->data[3] != layer.in_channels) {
+    return "input shape " + DimsString(in_dims) +
            " is not NHWC with the filter's input channels (grouped "
            "convolutions are not delegated)";
   }
   const std::string bias_problem = CheckBias(context, node, layer.out_channels);
   if (!bias_problem.empty()) return bias_problem;
-  const std::string copy_problem = CheckPaddedCopy(*params, layer, input->dims);
+  const std::string copy_problem = CheckPaddedCopy(*params, layer, in_dims);
   if (!copy_problem.empty()) return copy_problem;
-  return FindPatternViolation(layer, filter_values);
+  return FindPatternViolation(layer, tensors.filter_values);
 }
 
 ConvStep MakeConvStep(TfLiteContext* context, int node_index,

@@ -39,6 +39,31 @@ std::string ResolveFilterValues(const TfLiteTensor* filter,
                                 const TfLiteTensor* sparse_filter,
                                 std::vector<float>* storage, const float** values);
 
+// The tensors of a CONV_2D or DEPTHWISE_CONV_2D node that passed
+// CheckNodeTensors, and its filter's values (expanded from `sparse_filter`
+// into `expanded` when the filter is a DENSIFY output).
+struct NodeTensors {
+  const TfLiteTensor* input = nullptr;
+  const TfLiteTensor* filter = nullptr;
+  const TfLiteTensor* output = nullptr;
+  std::vector<float> expanded;
+  const float* filter_values = nullptr;
+};
+
+// What CONV_2D and DEPTHWISE_CONV_2D nodes share before their own checks:
+// 2-3 inputs and 1 output, a supported fused activation and padding, float32
+// tensors that exist, the filter the LR names, and readable filter values
+// whose byte size (dense filters) matches their dims. Empty when all hold
+// (`tensors` filled in); otherwise why the node stays with stock kernels.
+std::string CheckNodeTensors(TfLiteContext* context, const TfLiteNode* node,
+                             const LrLayer& layer, TfLiteFusedActivation activation,
+                             TfLitePadding padding, const TfLiteTensor* sparse_filter,
+                             NodeTensors* tensors);
+
+// Empty when a dense filter's byte size is what its dims (checked against the
+// LR first) say; a sparse filter's values come from its DENSIFY input.
+std::string CheckFilterBytes(const TfLiteTensor* filter, const TfLiteTensor* sparse_filter);
+
 // Empty when a convolution of these strides, dilations and kernel size is
 // within the delegate's bounds (kMaxConvSpan, pattern_conv.h); otherwise why
 // not. Computed in 64 bits: the file may hold any int.

@@ -37,22 +37,8 @@ std::string FindDepthwiseViolation(const LrLayer& layer, const float* filter) {
 
 std::string CheckDepthwiseNode(TfLiteContext* context, const TfLiteNode* node,
                                const LrLayer& layer, const TfLiteTensor* sparse_filter) {
-  if (node->inputs == nullptr || node->inputs->size < 2 ||
-      node->inputs->size > 3 || node->outputs == nullptr ||
-      node->outputs->size != 1) {
-    return "unexpected number of inputs/outputs";
-  }
   const auto* params = static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
   if (params == nullptr) return "missing DEPTHWISE_CONV_2D parameters";
-  float lo, hi;
-  if (!ActivationRange(params->activation, &lo, &hi)) {
-    return "fused activation " + std::to_string(params->activation) +
-           " is not supported";
-  }
-  if (params->padding != kTfLitePaddingSame &&
-      params->padding != kTfLitePaddingValid) {
-    return "unknown padding";
-  }
   if (params->stride_width < 1 || params->stride_height < 1) return "invalid stride";
   if (params->dilation_width_factor != 1 || params->dilation_height_factor != 1) {
     return "dilated depthwise convolutions are not delegated";
@@ -66,30 +52,15 @@ std::string CheckDepthwiseNode(TfLiteContext* context, const TfLiteNode* node,
     return "depth multiplier " + std::to_string(params->depth_multiplier) +
            " is not delegated";
   }
-  const TfLiteTensor* input = ContextTensor(context, node->inputs->data[0]);
-  const TfLiteTensor* filter = ContextTensor(context, node->inputs->data[1]);
-  const TfLiteTensor* output = ContextTensor(context, node->outputs->data[0]);
-  if (input == nullptr || filter == nullptr || output == nullptr) {
-    return "tensor index out of range";
-  }
-  if (input->type != kTfLiteFloat32 || filter->type != kTfLiteFloat32 ||
-      output->type != kTfLiteFloat32) {
-    return "only float32 convolutions are delegated";
-  }
-  if (node->inputs->data[1] != static_cast<int>(layer.filter_tensor)) {
-    return "filter is tensor " + std::to_string(node->inputs->data[1]) +
-           " but the LR names tensor " + std::to_string(layer.filter_tensor);
-  }
   if (layer.in_channels != 1) {
     return "the LR gives each kernel " + std::to_string(layer.in_channels) +
            " input channels; a depthwise kernel has 1";
   }
-  std::vector<float> expanded;
-  const float* filter_values = nullptr;
-  const std::string unreadable =
-      ResolveFilterValues(filter, sparse_filter, &expanded, &filter_values);
-  if (!unreadable.empty()) return unreadable;
-  const TfLiteIntArray* fd = filter->dims;
+  NodeTensors tensors;
+  const std::string common = CheckNodeTensors(context, node, layer, params->activation,
+                                              params->padding, sparse_filter, &tensors);
+  if (!common.empty()) return common;
+  const TfLiteIntArray* fd = tensors.filter->dims;
   if (fd == nullptr || fd->size != 4 || fd->data[0] != 1 ||
       fd->data[1] != layer.kernel_h || fd->data[2] != layer.kernel_w ||
       fd->data[3] != layer.out_channels) {
@@ -97,20 +68,17 @@ std::string CheckDepthwiseNode(TfLiteContext* context, const TfLiteNode* node,
            std::to_string(layer.kernel_h) + ", " + std::to_string(layer.kernel_w) +
            ", " + std::to_string(layer.out_channels) + "]";
   }
-  if (sparse_filter == nullptr &&
-      filter->bytes != sizeof(float) * static_cast<size_t>(layer.out_channels) *
-                           layer.kernel_h * layer.kernel_w) {
-    return "filter byte size does not match its shape";
-  }
-  if (input->dims == nullptr || input->dims->size != 4 ||
-      input->dims->data[3] != layer.out_channels) {
-    return "input shape " + DimsString(input->dims) + " does not have the filter's " +
+  const std::string bytes = CheckFilterBytes(tensors.filter, sparse_filter);
+  if (!bytes.empty()) return bytes;
+  const TfLiteIntArray* in_dims = tensors.input->dims;
+  if (in_dims == nullptr || in_dims->size != 4 || in_dims->data[3] != layer.out_channels) {
+    return "input shape " + DimsString(in_dims) + " does not have the filter's " +
            std::to_string(layer.out_channels) +
            " channels (depth multipliers other than 1 are not delegated)";
   }
   const std::string bias_problem = CheckBias(context, node, layer.out_channels);
   if (!bias_problem.empty()) return bias_problem;
-  return FindDepthwiseViolation(layer, filter_values);
+  return FindDepthwiseViolation(layer, tensors.filter_values);
 }
 
 DepthwiseStep MakeDepthwiseStep(TfLiteContext* context, int node_index,
