@@ -298,16 +298,14 @@ def project_kernel(kernel, pool=None, connectivity_rate=0.0, pattern=True, *,
                    group_size=1, depthwise=False):
     """Projects a conv kernel onto a pattern pool (+ connectivity pruning).
 
-    The one projection that training (ADMM, hard pruning), the benchmark
-    variants and the tools call. Consecutive output channels form groups of
-    ``group_size``; per input channel a group takes the pattern keeping the
-    largest sum of squared weights of its kernels, and connectivity pruning
-    removes the fraction ``connectivity_rate`` of the (input channel, group)
-    slices with the smallest retained norm, whole. ``group_size=1`` lets
-    every kernel choose its own pattern and be removed alone (the paper's
-    free patterns); 32 is what the delegate's block kernel runs without a
-    wasted multiply. ``pattern=False`` applies connectivity pruning alone
-    (slices ranked by their full norm; the pool is one all-ones pattern).
+    The one projection training, the benchmark and the tools call. Per input
+    channel, each group of ``group_size`` consecutive output channels takes
+    the pattern keeping the largest sum of squared weights of its kernels;
+    connectivity pruning then removes the fraction ``connectivity_rate`` of
+    the (input channel, group) slices with the smallest retained norm.
+    ``group_size=1``: free per-kernel patterns (the paper's); 32: what the
+    delegate's block kernel runs without a wasted multiply. ``pattern=False``
+    applies connectivity pruning alone (the pool is one all-ones pattern).
 
     Args:
         kernel: array ``(kh, kw, in, out)`` (Keras Conv2D layout), or with
@@ -322,12 +320,10 @@ def project_kernel(kernel, pool=None, connectivity_rate=0.0, pattern=True, *,
         depthwise: ``kernel`` is a depthwise kernel of depth multiplier 1.
 
     Returns:
-        A ``KernelProjection`` (``pattern_ids`` has the kernel's last two
-        dimensions).
+        A ``KernelProjection`` (``pattern_ids``: the kernel's last two dimensions).
 
     Raises:
-        ValueError: on shape mismatches, a rate outside ``[0, 1)`` or a
-            group size below 1.
+        ValueError: on shape mismatches, a rate outside ``[0, 1)`` or a bad group size.
     """
     kernel = np.asarray(kernel)
     if kernel.ndim != 4:
@@ -343,9 +339,7 @@ def project_kernel(kernel, pool=None, connectivity_rate=0.0, pattern=True, *,
             f"match the pattern pool. Received: shape={kernel.shape}")
     check_rate(connectivity_rate)
     check_group_size(group_size)
-    if depthwise:
-        # Channels as the output channels of a one-input convolution, so that
-        # groups of consecutive channels share a pattern.
+    if depthwise:  # channels as the outputs of a one-input convolution
         kernel = np.transpose(kernel, (0, 1, 3, 2))
     ids = _grouped_pattern_ids(kernel, pool, connectivity_rate, group_size)
     removed = ids == REMOVED
@@ -363,8 +357,7 @@ def _grouped_pattern_ids(kernel, pool, connectivity_rate, group_size):
     groups = -(-cout // group_size)
     squares = np.square(kernel.astype(np.float64)).reshape(kh * kw, cin, cout)
     padded = np.zeros((kh * kw, cin, groups * group_size))
-    padded[:, :, :cout] = squares
-    # Energy per (cell, in, group): the group's kernels summed.
+    padded[:, :, :cout] = squares  # energy per (cell, in, group): its kernels summed
     energy = padded.reshape(kh * kw, cin, groups, group_size).sum(axis=3)
     flat_pool = pool.reshape(len(pool), kh * kw).astype(np.float64)
     retained = np.einsum("pc,cig->pig", flat_pool, energy)  # (P, in, groups)
