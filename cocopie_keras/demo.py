@@ -82,9 +82,7 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
     """
     import keras
 
-    from cocopie_keras.bench import timing
     from cocopie_keras import converter
-    from cocopie_keras import delegate as delegate_lib
     from cocopie_keras import pruning
     from cocopie_keras import sparsity
 
@@ -119,33 +117,43 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
                 callbacks=[sparsity.MaskedFineTuneCallback()])
     pruned_accuracy = wrapped.evaluate(x_test, y_test, verbose=0)[1]
     model = sparsity.strip_pruning(wrapped)
-    pruned_tflite = converter.convert(model)
+    pruned_tflite = converter.convert(wrapped)  # the LR gets the pools and ids training chose
     timings["prune_finetune_s"] = time.perf_counter() - start
     atomic_write.write_bytes(os.path.join(out_dir, "mnist_cnn_pruned.tflite"), pruned_tflite)
     atomic_write.write_bytes(os.path.join(out_dir, "mnist_cnn_dense.tflite"), dense_tflite)
-
-    stock = delegate_lib.make_interpreter(pruned_tflite, use_delegate=False,
-                                          num_threads=threads)
-    ours = delegate_lib.make_interpreter(pruned_tflite, use_delegate=True,
-                                         num_threads=threads)
-    stock_out = timing.run_batches(stock, x_test)
-    ours_out = timing.run_batches(ours, x_test)
-    one = x_test[:1]
-    latency_stock, spread_stock = timing.median_latency_ms(stock, one)
-    latency_ours, spread_ours = timing.median_latency_ms(ours, one)
 
     summary = {
         "dense_accuracy": float(dense_accuracy),
         "one_shot_pruned_accuracy": float(one_shot_accuracy),
         "pruned_accuracy": float(pruned_accuracy),
-        "tflite_accuracy_stock": float(np.mean(stock_out.argmax(1) == y_test)),
-        "tflite_accuracy_delegate": float(np.mean(ours_out.argmax(1) == y_test)),
+        **_stock_and_delegate(pruned_tflite, x_test, y_test, threads),
         "conv_weight_density": pruning.conv_weight_density(model),
         "pruned_layers": len(projections),
         "pattern_group_size": group_size,
         "lr_layers": len(converter.read_lr(pruned_tflite) or []),
         "tflite_bytes_dense": len(dense_tflite),
         "tflite_bytes_pruned": len(pruned_tflite),
+        "timings_s": timings,
+    }
+    path = os.path.abspath(os.path.join(out_dir, "summary.json"))
+    atomic_write.write_bytes(path, json.dumps(summary, indent=2).encode())
+    return summary, path
+
+
+def _stock_and_delegate(tflite_bytes, x_test, y_test, threads):
+    """The pruned file on stock LiteRT and on the delegate: accuracy, latency."""
+    from cocopie_keras import delegate as delegate_lib
+    from cocopie_keras.bench import timing
+
+    stock = delegate_lib.make_interpreter(tflite_bytes, use_delegate=False, num_threads=threads)
+    ours = delegate_lib.make_interpreter(tflite_bytes, use_delegate=True, num_threads=threads)
+    stock_out = timing.run_batches(stock, x_test)
+    ours_out = timing.run_batches(ours, x_test)
+    latency_stock, spread_stock = timing.median_latency_ms(stock, x_test[:1])
+    latency_ours, spread_ours = timing.median_latency_ms(ours, x_test[:1])
+    return {
+        "tflite_accuracy_stock": float(np.mean(stock_out.argmax(1) == y_test)),
+        "tflite_accuracy_delegate": float(np.mean(ours_out.argmax(1) == y_test)),
         "latency_ms_stock": latency_stock,
         "latency_ms_stock_p10_p90": spread_stock,
         "latency_ms_delegate": latency_ours,
@@ -155,11 +163,7 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
         "delegated_nodes": delegate_lib.delegated_node_count(ours),
         "max_abs_diff": float(np.max(np.abs(stock_out - ours_out))),
         "simd_target": delegate_lib.simd_target(),
-        "timings_s": timings,
     }
-    path = os.path.abspath(os.path.join(out_dir, "summary.json"))
-    atomic_write.write_bytes(path, json.dumps(summary, indent=2).encode())
-    return summary, path
 
 
 def format_table(summary):
