@@ -166,7 +166,7 @@ def describe_pattern_convs(model, *, pattern_pool=None, entries=4, records=()):
         else:
             name = _name(subgraph.tensors[filter_index].name) or ""
             record = records_lib.match(records, filter_ohwi, name, depthwise=False)
-            layer = (_layer_from_projection(op_index, filter_index, record.projection())
+            layer = (_layer_from_projection(op_index, filter_index, record.projection)
                      if record else _describe_patterned(op_index, filter_index, filter_ohwi,
                                                         pattern_pool, entries))
         if layer is not None:
@@ -206,7 +206,7 @@ def _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries, re
     name = _name(subgraph.tensors[filter_index].name) or ""
     record = records_lib.match(records, filter_1hwc, name, depthwise=True)
     if record:
-        return _layer_from_projection(op_index, filter_index, record.projection())
+        return _layer_from_projection(op_index, filter_index, record.projection)
     # As a convolution of one input channel and C outputs: (kh, kw, 1, C).
     projection = patterns_lib.patterns_from_weights(
         np.transpose(filter_1hwc, (1, 2, 0, 3)), entries=entries, pool=pattern_pool

@@ -18,6 +18,7 @@ Example:
 """
 
 import dataclasses
+import functools
 import re
 
 import numpy as np
@@ -42,9 +43,11 @@ class PruningRecord:
     pool: np.ndarray
     pattern_ids: np.ndarray
 
+    @functools.cached_property
     def projection(self):
         """The record as a ``KernelProjection`` of a ``(kh, kw, in, out)`` kernel
-        (a depthwise layer as one input channel and ``channels`` outputs)."""
+        (a depthwise layer as one input channel and ``channels`` outputs); built
+        once, since every converted filter is matched against every record."""
         ids = self.pattern_ids.T if self.depthwise else self.pattern_ids
         removed = ids == patterns_lib.REMOVED
         mask = self.pool[np.where(removed, 0, ids)]  # (in, out, kh, kw)
@@ -98,7 +101,7 @@ def match(records, filter_4d, tensor_name, depthwise):
     for record in records:
         if record.depthwise != depthwise:
             continue
-        projection = record.projection()
+        projection = record.projection
         if projection.mask.shape != kernel.shape or np.any(kernel[~projection.mask]):
             continue
         fitting.append(record)

@@ -57,10 +57,10 @@ def test_weights_that_left_their_patterns_are_described_from_the_weights():
     records = records_lib.records_of(wrapped)
     assert sorted(r.layer for r in records) == ["depthwise", "first", "second"]
     record = next(r for r in records if r.layer == "second")
-    kernel = record.projection().mask.astype(np.float32)
+    kernel = record.projection.mask.astype(np.float32)
     filter_ohwi = np.transpose(kernel, (3, 0, 1, 2)).copy()
     assert records_lib.match(records, filter_ohwi, "m/second/conv", False) is record
-    outside = np.argwhere(~record.projection().mask)[0]
+    outside = np.argwhere(~record.projection.mask)[0]
     filter_ohwi[outside[3], outside[0], outside[1], outside[2]] = 1.0
     assert records_lib.match(records, filter_ohwi, "m/second/conv", False) is None
 

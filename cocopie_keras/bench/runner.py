@@ -26,6 +26,7 @@ import tempfile
 
 import numpy as np
 
+from cocopie_keras import patterns
 from cocopie_keras.bench import models as models_lib
 from cocopie_keras.bench import peak as peak_lib
 from cocopie_keras.bench import report
@@ -313,9 +314,7 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
     builders = dict(builders or {})
     rate = models_lib.CONNECTIVITY_RATE if connectivity_rate is None else connectivity_rate
     group_size = models_lib.PATTERN_GROUP if group_size is None else group_size
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-        raise ValueError(f"Expected group_size to be an integer >= 1. Received: "
-                         f"group_size={group_size!r}")
+    patterns.check_group_size(group_size)
     _check_names(models, tuple(models_lib.ALL_MODEL_NAMES) + tuple(builders), "models")
     _check_names(layer_models, tuple(models), "layer_models")
     _check_names(variants, models_lib.VARIANTS, "variants")
@@ -324,8 +323,7 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
         raise ValueError("Expected threads >= 1, repeat >= 1, warmup >= 0 and remeasure >= 0. "
                          f"Received: threads={threads}, repeat={repeat}, warmup={warmup}, "
                          f"remeasure={remeasure}")
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"Expected connectivity_rate in [0, 1). Received: connectivity_rate={rate}")
+    patterns.check_rate(rate)
     import keras
     from tqdm import tqdm
 

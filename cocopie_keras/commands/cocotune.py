@@ -16,11 +16,9 @@ HELP = "CoCo-Tune: find the smallest filter-pruned network keeping the accuracy"
 
 def add_arguments(parser):
     parser.add_argument("model", help="trained .keras Functional classifier (integer labels)")
-    from cocopie_keras.commands.prune import DATA_HELP, IMAGE_SCALE_HELP, image_scale
+    from cocopie_keras.commands.prune import add_data_arguments
 
-    parser.add_argument("--data", required=True, help=DATA_HELP)
-    parser.add_argument("--image-scale", type=image_scale, default=1.0, metavar="SCALE",
-                        help=IMAGE_SCALE_HELP)
+    add_data_arguments(parser)
     parser.add_argument("--workdir", required=True,
                         help="folder for blocks and results; rerun with it to resume")
     parser.add_argument("--modules", help="JSON file: list of {convs, input, output} "

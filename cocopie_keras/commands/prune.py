@@ -17,11 +17,16 @@ NAME = "prune"
 HELP = "pattern-prune a .keras classifier with ADMM + masked fine-tuning"
 
 
-def add_arguments(parser):
-    parser.add_argument("model", help="trained .keras classifier (integer labels)")
+def add_data_arguments(parser):
+    """--data and --image-scale, as load_data reads them (also `cocopie cocotune`)."""
     parser.add_argument("--data", required=True, help=DATA_HELP)
     parser.add_argument("--image-scale", type=image_scale, default=1.0, metavar="SCALE",
                         help=IMAGE_SCALE_HELP)
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="trained .keras classifier (integer labels)")
+    add_data_arguments(parser)
     parser.add_argument("-o", "--output", required=True, help="pruned .keras to write")
     parser.add_argument("--tflite", help="also write a .tflite with the pattern LR")
     parser.add_argument("--connectivity-rate", type=float, default=0.72)
