@@ -37,7 +37,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cocopie_keras import pruning  # noqa: E402
 from cocopie_keras import sparsity  # noqa: E402
 from cocopie_keras.sparsity import recipe  # noqa: E402
 from cocopie_keras.sparsity import summaries  # noqa: E402
@@ -226,7 +225,7 @@ def run_seed(dataset, data, widths, seed, args, rows, logs, plot_path=None):
     def record(method, model):
         accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
         row = {"dataset": dataset, "method": method, "seed": seed, "accuracy": accuracy,
-               "conv_weight_density": pruning.conv_weight_density(model),
+               "conv_weight_density": sparsity.conv_weight_density(model),
                "conv_macs": conv_macs(model)}
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -32,7 +32,6 @@ def run_seed(seed, args, data):
     import keras
 
     from cocopie_keras import demo
-    from cocopie_keras import pruning
     from cocopie_keras import sparsity
 
     (x_train, y_train), (x_test, y_test) = data
@@ -65,7 +64,7 @@ def run_seed(seed, args, data):
         rows.append({"seed": seed, "variant": "grouped" if group > 1 else "free",
                      "group_size": group,
                      "accuracy": float(model.evaluate(x_test, y_test, verbose=0)[1]),
-                     "conv_weight_density": pruning.conv_weight_density(model)})
+                     "conv_weight_density": sparsity.conv_weight_density(model)})
     keras.utils.set_random_seed(seed + 100)
     compile_model(dense)
     dense.fit(x_train, y_train, batch_size=64, epochs=args.finetune_epochs, verbose=0)

@@ -83,7 +83,6 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
     import keras
 
     from cocopie_keras import converter
-    from cocopie_keras import pruning
     from cocopie_keras import sparsity
 
     keras.utils.set_random_seed(SEED)
@@ -127,7 +126,7 @@ def run_demo(out_dir="out/demo", epochs=8, finetune_epochs=4,
         "one_shot_pruned_accuracy": float(one_shot_accuracy),
         "pruned_accuracy": float(pruned_accuracy),
         **_stock_and_delegate(pruned_tflite, x_test, y_test, threads),
-        "conv_weight_density": pruning.conv_weight_density(model),
+        "conv_weight_density": sparsity.conv_weight_density(model),
         "pruned_layers": len(projections),
         "pattern_group_size": group_size,
         "lr_layers": len(converter.read_lr(pruned_tflite) or []),

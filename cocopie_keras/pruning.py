@@ -141,10 +141,7 @@ class PatternMaskCallback(keras.callbacks.Callback):
 
 
 def conv_weight_density(model):
-    """Fraction of non-zero weights over all 3×3 Conv2D kernels of a model."""
-    kernels = [
-        keras.ops.convert_to_numpy(layer.kernel)
-        for layer in prunable_conv_layers(model)
-    ]
-    total = sum(k.size for k in kernels)
-    return float(sum(np.count_nonzero(k) for k in kernels) / total) if total else 1.0
+    """Deprecated alias of ``sparsity.conv_weight_density``."""
+    warnings.warn("cocopie_keras.pruning.conv_weight_density is deprecated; use "
+                  "cocopie_keras.sparsity.conv_weight_density", DeprecationWarning, stacklevel=2)
+    return sparsity.conv_weight_density(model)

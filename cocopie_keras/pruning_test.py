@@ -1,3 +1,7 @@
+"""The deprecated ``cocopie_keras.pruning`` shims (``prune_model``,
+``PatternMaskCallback``, ``conv_weight_density``) still work for one release;
+the API they forward to is tested in ``sparsity/sparsity_test.py``."""
+
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -90,11 +90,12 @@ def test_inspect_json_reports_sizes_and_patterns(tmp_path):
 
     import numpy as np
 
-    from cocopie_keras import codesign, converter
+    from cocopie_keras import converter, patterns
 
     model = conv_stack((8, 8, 40), [dict(filters=64, kernel_size=3, padding="same")])
     conv = model.layers[1]
-    projection = codesign.project_kernel_grouped(conv.kernel.numpy(), connectivity_rate=0.5)
+    projection = patterns.project_kernel(conv.kernel.numpy(), connectivity_rate=0.5,
+                                         group_size=32)
     conv.kernel.assign(conv.kernel.numpy() * projection.mask)
     path = tmp_path / "m.tflite"
     path.write_bytes(converter.convert(model))

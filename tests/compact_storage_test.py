@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import conv_stack, random_input, run
 
-from cocopie_keras import codesign
+from cocopie_keras import patterns
 from cocopie_keras import converter
 from cocopie_keras import delegate
 from cocopie_keras.converter import compact
@@ -15,8 +15,8 @@ def codesign_filter(out, cin, rate, group=32, seed=0):
     """An (out, 3, 3, in) filter pruned the co-design way."""
     rng = np.random.default_rng(seed)
     kernel_hwio = rng.normal(size=(3, 3, cin, out)).astype(np.float32)
-    projection = codesign.project_kernel_grouped(
-        kernel_hwio, connectivity_rate=rate, group_size=group)
+    projection = patterns.project_kernel(kernel_hwio, connectivity_rate=rate,
+                                         group_size=group)
     return np.transpose(kernel_hwio * projection.mask, (3, 0, 1, 2))
 
 
@@ -128,8 +128,8 @@ def codesign_model():
             mask[..., ::2, :] = True
         else:
             rate = 0.5 if kernel.shape[2] > 1 else 0.0
-            mask = codesign.project_kernel_grouped(
-                kernel, connectivity_rate=rate, group_size=32).mask
+            mask = patterns.project_kernel(kernel, connectivity_rate=rate,
+                                           group_size=32).mask
         layer.kernel.assign(kernel * mask)
     return model
 

@@ -10,9 +10,9 @@ import tensorflow as tf  # noqa: E402
 from cocopie_keras.bench import timing  # noqa: E402
 from cocopie_keras import delegate  # noqa: E402
 from cocopie_keras import patterns  # noqa: E402
-from cocopie_keras import pruning  # noqa: E402
 from cocopie_keras.converter import conversion as convert_lib  # noqa: E402
 from cocopie_keras.converter import lr  # noqa: E402
+from conftest import prune_3x3_convs  # noqa: E402
 
 
 def small_model(seed=0):
@@ -30,7 +30,7 @@ def plain_tflite(model):
 
 def test_pruned_model_gets_an_lr_and_same_outputs_on_stock_litert():
     model = small_model()
-    pruning.prune_model(model, connectivity_rate=0.25)
+    prune_3x3_convs(model, connectivity_rate=0.25)
     data = convert_lib.convert(model, compact=False)
     layers = convert_lib.read_lr(data)
     assert [layer.op_index for layer in layers] == [0, 1]
@@ -62,7 +62,7 @@ def test_patterns_are_read_from_weights_pruned_by_another_tool():
 def test_pool_given_by_the_pruning_api_is_used():
     model = small_model(2)
     pool = patterns.default_pattern_pool()[2:6]
-    pruning.prune_model(model, pattern_pool=pool)
+    prune_3x3_convs(model, pattern_pool=pool)
     layers = convert_lib.read_lr(convert_lib.convert(model, pattern_pool=pool))
     for layer in layers:
         np.testing.assert_array_equal(layer.pattern_masks, pool)
@@ -75,7 +75,7 @@ def test_dense_model_has_an_empty_lr():
 
 def test_annotating_twice_keeps_one_lr_entry():
     model = small_model()
-    pruning.prune_model(model)
+    prune_3x3_convs(model)
     once = convert_lib.convert(model)
     twice = convert_lib.annotate(once)
     assert len(twice) == len(once)
@@ -88,7 +88,7 @@ def test_file_without_lr_reads_as_none():
 
 def test_check_lr_reports_weights_that_break_the_patterns():
     model = small_model()
-    pruning.prune_model(model)
+    prune_3x3_convs(model)
     data = convert_lib.convert(model)
     layers = convert_lib.read_lr(data)
     ids = layers[0].kernel_pattern

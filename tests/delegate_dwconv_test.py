@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import random_input, run
 
-from cocopie_keras import codesign
+from cocopie_keras import patterns
 from cocopie_keras import converter
 from cocopie_keras import delegate
 from cocopie_keras.converter import lr as lr_lib
@@ -37,13 +37,14 @@ def depthwise_model(seed=0):
     for name, group, rate in DEPTHWISE_PRUNING:
         layer = model.get_layer(name)
         kernel = layer.kernel.numpy()
-        projection = codesign.project_depthwise_grouped(
-            kernel, group_size=group, connectivity_rate=rate)
+        projection = patterns.project_kernel(kernel, connectivity_rate=rate,
+                                             group_size=group, depthwise=True)
         layer.kernel.assign(kernel * projection.mask)
         if layer.use_bias:
             layer.bias.assign(rng.normal(size=layer.bias.shape).astype("float32"))
     conv = model.get_layer("conv")
-    conv.kernel.assign(conv.kernel * codesign.project_kernel_grouped(conv.kernel.numpy()).mask)
+    conv.kernel.assign(
+        conv.kernel * patterns.project_kernel(conv.kernel.numpy(), group_size=32).mask)
     return model
 
 

@@ -3,11 +3,10 @@
 import keras
 import numpy as np
 import pytest
-from conftest import random_input, run
+from conftest import prune_3x3_convs, random_input, run
 
 from cocopie_keras import converter
 from cocopie_keras import delegate
-from cocopie_keras import pruning
 
 layers = keras.layers
 
@@ -27,7 +26,7 @@ def residual_net(pool_padding="valid", seed=0):
     x = layers.MaxPooling2D(2)(x)              # leads to the head only: stays stock
     x = layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, layers.Dense(5)(x))
-    pruning.prune_model(model, connectivity_rate=0.3)
+    prune_3x3_convs(model, connectivity_rate=0.3)
     return model
 
 
@@ -71,7 +70,7 @@ def test_lone_ops_are_left_to_the_runtime(capfd):
     b = layers.Conv2D(8, 1)(b)
     x = layers.Add()([layers.MaxPooling2D(2)(a), b])  # feeds nothing of ours
     model = keras.Model(inputs, x)
-    pruning.prune_model(model)
+    prune_3x3_convs(model)
     data = converter.convert(model)
     x = random_input((1, 10, 10, 4))
     interpreter = delegate.make_interpreter(data, verbose=1)

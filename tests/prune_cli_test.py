@@ -7,7 +7,7 @@ from conftest import conv_stack
 
 from cocopie_keras import cli
 from cocopie_keras import converter
-from cocopie_keras import pruning
+from cocopie_keras import sparsity
 
 
 def small_classifier():
@@ -33,7 +33,7 @@ def test_prune_npz_to_keras_and_tflite(tmp_path, capsys):
     pruned = keras.saving.load_model(out, compile=False)
     # stem (1 input channel): 4/9; second conv: 4/9 with half its kernels removed.
     expected = (36 * 4 / 9 + 288 * 4 / 9 * 0.5) / (36 + 288)
-    assert abs(pruning.conv_weight_density(pruned) - expected) < 1e-6
+    assert abs(sparsity.conv_weight_density(pruned) - expected) < 1e-6
     assert len(converter.read_lr(tflite.read_bytes())) == 2
 
 

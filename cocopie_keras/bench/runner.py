@@ -266,6 +266,94 @@ def _measure_row(adapter_cls, case, threads, limits, settings):
     return row
 
 
+def _check_numbers(threads, repeat, warmup, remeasure, rate, group_size):
+    patterns.check_group_size(group_size)
+    if threads < 1 or repeat < 1 or warmup < 0 or remeasure < 0:
+        raise ValueError("Expected threads >= 1, repeat >= 1, warmup >= 0 and remeasure >= 0. "
+                         f"Received: threads={threads}, repeat={repeat}, warmup={warmup}, "
+                         f"remeasure={remeasure}")
+    patterns.check_rate(rate)
+
+
+def _measure_cases(cases, classes, threads, limits, settings, bar):
+    """Yields ``(case, row)``: every runtime on every case, one step of ``bar`` each."""
+    for case in cases:
+        _convert_to_onnx_once(case, classes)
+        for adapter_cls in classes:
+            where = f"{case.model}/{case.variant}" + (f"/{case.layer}" if case.layer else "")
+            bar.set_postfix_str(f"{where}: {adapter_cls.name}")
+            yield case, _measure_row(adapter_cls, case, threads, limits, settings)
+            bar.update(1)
+
+
+def _cases(build, model_name, variant, rate, group_size, directory, whole_model, by_layer,
+           threads, seed):
+    """Builds one (model, variant), unit-scales it, and converts the whole
+    model and/or each of its convolutions to the files every runtime reads."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    keras_model = build()
+    models_lib.apply_variant(keras_model, variant, rate, group_size)
+    shape = (1,) + tuple(keras_model.input_shape[1:])
+    models_lib.normalize_activations(
+        keras_model, np.random.default_rng(seed).normal(size=shape).astype(np.float32))
+    os.makedirs(directory, exist_ok=True)
+    cases = []
+    if whole_model:
+        cases.append(_make_case(keras_model, model_name, variant, directory, threads, seed))
+    if by_layer:
+        for layer_name, single in models_lib.conv_layer_models(keras_model):
+            cases.append(_make_case(single, model_name, variant, directory, threads, seed,
+                                    layer=layer_name))
+    del keras_model
+    keras.backend.clear_session()
+    gc.collect()
+    return cases
+
+
+def _measure_variant(build, model_name, variant, pruning, work_dir, keep_work, whole_model,
+                     by_layer, classes, threads, seed, limits, settings, bar):
+    """Yields ``(case, row)`` for one (model, variant); ``pruning`` is
+    ``(connectivity rate, group size)`` of the pruned variants."""
+    rate, group_size = pruning
+    bar.set_postfix_str(f"{model_name}/{variant}: build + convert")
+    directory = os.path.join(work_dir, f"{model_name}_{variant}")
+    cases = _cases(build, model_name, variant, rate, group_size, directory, whole_model,
+                   by_layer, threads, seed)
+    bar.total += sum(1 for case in cases if case.layer) * len(classes)
+    bar.refresh()
+    for case, row in _measure_cases(cases, classes, threads, limits, settings, bar):
+        row["group_size"] = None if variant == "dense" else group_size
+        yield case, row
+    if not keep_work:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _measure_all(models, variants, builders, classes, pruning, work_dir, keep_work,
+                 whole_models, layer_models, threads, seed, limits, settings, progress):
+    """Every (model, variant) in turn; returns ``(whole-model rows, layer rows)``."""
+    from tqdm import tqdm
+
+    os.makedirs(work_dir, exist_ok=True)
+    rows, layer_rows = [], []
+    bar = tqdm(total=len(models) * len(variants) * len(classes) * bool(whole_models), unit="run",
+               desc="cocopie bench", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    try:
+        for model_name in models:
+            build = builders.get(model_name) or (
+                lambda name=model_name: models_lib.build_model(name, seed))
+            for variant in variants:
+                for case, row in _measure_variant(
+                        build, model_name, variant, pruning, work_dir, keep_work, whole_models,
+                        model_name in layer_models, classes, threads, seed, limits, settings,
+                        bar):
+                    (layer_rows if case.layer else rows).append(row)
+    finally:
+        bar.close()
+    return rows, layer_rows
+
+
 def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xnnpack",),
                   threads=2, repeat=20, warmup=3, layer_models=(), connectivity_rate=None,
                   builders=None, work_dir=None, keep_work=False, isolate=True, max_run_s=None,
@@ -314,72 +402,23 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
     builders = dict(builders or {})
     rate = models_lib.CONNECTIVITY_RATE if connectivity_rate is None else connectivity_rate
     group_size = models_lib.PATTERN_GROUP if group_size is None else group_size
-    patterns.check_group_size(group_size)
     _check_names(models, tuple(models_lib.ALL_MODEL_NAMES) + tuple(builders), "models")
     _check_names(layer_models, tuple(models), "layer_models")
     _check_names(variants, models_lib.VARIANTS, "variants")
     classes = _resolve_runtimes(runtimes)
-    if threads < 1 or repeat < 1 or warmup < 0 or remeasure < 0:
-        raise ValueError("Expected threads >= 1, repeat >= 1, warmup >= 0 and remeasure >= 0. "
-                         f"Received: threads={threads}, repeat={repeat}, warmup={warmup}, "
-                         f"remeasure={remeasure}")
-    patterns.check_rate(rate)
-    import keras
-    from tqdm import tqdm
-
+    _check_numbers(threads, repeat, warmup, remeasure, rate, group_size)
     started = report.timestamp()
-    if limits is None:
-        limits = peak_lib.measure_peak(threads, quick=quick)
-    own_dir = work_dir is None
-    work_dir = tempfile.mkdtemp(prefix="cocopie_bench_") if own_dir else work_dir
-    os.makedirs(work_dir, exist_ok=True)
-    rows, layer_rows = [], []
+    limits = peak_lib.measure_peak(threads, quick=quick) if limits is None else limits
     settings = {"isolate": isolate, "warmup": warmup, "repeat": repeat, "max_run_s": max_run_s,
                 "worker_timeout_s": worker_timeout_s, "spread_bound": spread_bound,
                 "remeasure": remeasure}
-    bar = tqdm(total=len(models) * len(variants) * len(classes) * bool(whole_models), unit="run",
-               desc="cocopie bench", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    own_dir = work_dir is None
+    work_dir = tempfile.mkdtemp(prefix="cocopie_bench_") if own_dir else work_dir
     try:
-        for model_name in models:
-            for variant in variants:
-                bar.set_postfix_str(f"{model_name}/{variant}: build + convert")
-                build = builders.get(model_name) or (
-                    lambda name=model_name: models_lib.build_model(name, seed))
-                keras.utils.set_random_seed(seed)
-                keras_model = build()
-                models_lib.apply_variant(keras_model, variant, rate, group_size)
-                shape = (1,) + tuple(keras_model.input_shape[1:])
-                models_lib.normalize_activations(
-                    keras_model, np.random.default_rng(seed).normal(size=shape).astype(np.float32))
-                directory = os.path.join(work_dir, f"{model_name}_{variant}")
-                os.makedirs(directory, exist_ok=True)
-                cases = []
-                if whole_models:
-                    cases.append(_make_case(keras_model, model_name, variant, directory,
-                                            threads, seed))
-                if model_name in layer_models:
-                    singles = models_lib.conv_layer_models(keras_model)
-                    bar.total += len(singles) * len(classes)
-                    bar.refresh()
-                    for layer_name, single in singles:
-                        cases.append(_make_case(single, model_name, variant, directory,
-                                                threads, seed, layer=layer_name))
-                del keras_model
-                keras.backend.clear_session()
-                gc.collect()
-                for case in cases:
-                    _convert_to_onnx_once(case, classes)
-                    for adapter_cls in classes:
-                        where = f"{model_name}/{variant}" + (f"/{case.layer}" if case.layer else "")
-                        bar.set_postfix_str(f"{where}: {adapter_cls.name}")
-                        row = _measure_row(adapter_cls, case, threads, limits, settings)
-                        row["group_size"] = None if variant == "dense" else group_size
-                        (layer_rows if case.layer else rows).append(row)
-                        bar.update(1)
-                if not keep_work:
-                    shutil.rmtree(directory, ignore_errors=True)
+        rows, layer_rows = _measure_all(models, variants, builders, classes, (rate, group_size),
+                                        work_dir, keep_work, whole_models, layer_models,
+                                        threads, seed, limits, settings, progress)
     finally:
-        bar.close()
         if own_dir and not keep_work:
             shutil.rmtree(work_dir, ignore_errors=True)
     report.add_speedups(rows, spread_bound)

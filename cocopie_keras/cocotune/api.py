@@ -29,6 +29,65 @@ def _from_logits(model):
     return getattr(activation, "__name__", "linear") != "softmax"
 
 
+def _check_arguments(inits, executor, workers, threads, epochs):
+    for init in inits:
+        if init not in INITS:
+            raise ValueError(f"Expected inits among {INITS}. Received: init={init!r}")
+    if executor not in ("ray", "local"):
+        raise ValueError(f"Expected executor 'ray' or 'local'. Received: executor={executor!r}")
+    if workers < 1 or threads < 1 or epochs < 1:
+        raise ValueError(f"Expected workers, threads, epochs >= 1. Received: workers={workers}, "
+                         f"threads={threads}, epochs={epochs}")
+
+
+def _modules_and_configs(model, modules, configs, subspace_size, rates, seed):
+    """The checked modules and the subspace; a bad config fails before any training."""
+    modules = surgery.validate_modules(model, modules if modules is not None
+                                       else surgery.infer_modules(model))
+    if configs is None:
+        configs = blocks_lib.sample_subspace(len(modules), subspace_size, rates, seed=seed)
+    configs = [tuple(float(r) for r in c) for c in configs]
+    for config in configs:
+        surgery.channel_plan(model, modules, config)
+    return modules, configs
+
+
+def _accuracy(model, validation, batch_size):
+    # predict, not compile + evaluate: the caller's compiled state stays as it was.
+    predictions = model.predict(validation[0], batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(predictions, axis=-1) == np.asarray(validation[1]).reshape(-1)))
+
+
+def _pretrain_once(model, modules, blocks, x_train, workdir, blocks_path, epochs, batch_size,
+                   learning_rate):
+    """Pre-trains the tuning blocks unless an earlier run did; returns its seconds."""
+    timing_path = os.path.join(workdir, "pretrain.json")
+    if os.path.exists(blocks_path) and os.path.exists(timing_path):
+        with open(timing_path) as f:
+            return json.load(f)["seconds"]  # resumed: blocks already trained
+    started = time.time()
+    weights = pretrain.pretrain_blocks(model, modules, blocks, x_train, epochs=epochs,
+                                       batch_size=batch_size, learning_rate=learning_rate)
+    seconds = time.time() - started
+    pretrain.save_block_weights(blocks_path, weights)
+    with open(timing_path, "w") as f:
+        json.dump({"seconds": seconds}, f)
+    return seconds
+
+
+def _explore(init, configs, found, params, threshold, shared, store, runner, trial_fn,
+             workers, log):
+    """One exploration of the subspace (``init``: "block" or "default"), timed."""
+    payloads = [dict(shared, init=init, config=list(c),
+                     block_ids=found.composites[i] if init == "block" else None)
+                for i, c in enumerate(configs)]
+    started = time.time()
+    result = explore_lib.explore(payloads, params, threshold, store, runner, trial_fn,
+                                 workers, log)
+    result["wall_seconds"] = time.time() - started
+    return result
+
+
 def tune(model, train, validation, workdir, modules=None, configs=None, subspace_size=8,
          rates=blocks_lib.DEFAULT_RATES, alpha=0.01, threshold=None, epochs=1,
          pretrain_epochs=1, batch_size=64, learning_rate=1e-3, inits=INITS, executor="ray",
@@ -58,30 +117,12 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
         A JSON-serializable summary dict (also written to
         ``workdir/summary.json``).
     """
-    for init in inits:
-        if init not in INITS:
-            raise ValueError(f"Expected inits among {INITS}. Received: init={init!r}")
-    if executor not in ("ray", "local"):
-        raise ValueError(f"Expected executor 'ray' or 'local'. Received: executor={executor!r}")
-    if workers < 1 or threads < 1 or epochs < 1:
-        raise ValueError(f"Expected workers, threads, epochs >= 1. Received: workers={workers}, "
-                         f"threads={threads}, epochs={epochs}")
+    _check_arguments(inits, executor, workers, threads, epochs)
     os.makedirs(workdir, exist_ok=True)
-    modules = surgery.validate_modules(model, modules if modules is not None
-                                       else surgery.infer_modules(model))
-    if configs is None:
-        configs = blocks_lib.sample_subspace(len(modules), subspace_size, rates, seed=seed)
-    configs = [tuple(float(r) for r in c) for c in configs]
-    for config in configs:
-        surgery.channel_plan(model, modules, config)  # bad configs fail before any training
+    modules, configs = _modules_and_configs(model, modules, configs, subspace_size, rates, seed)
     found = blocks_lib.identify_blocks(configs)
     params = [surgery.prune_filters(model, modules, c).count_params() for c in configs]
-
-    from_logits = _from_logits(model)
-    # predict, not compile + evaluate: the caller's compiled state stays as it was.
-    predictions = model.predict(validation[0], batch_size=batch_size, verbose=0)
-    full_accuracy = float(np.mean(np.argmax(predictions, axis=-1)
-                                  == np.asarray(validation[1]).reshape(-1)))
+    full_accuracy = _accuracy(model, validation, batch_size)
     if threshold is None:
         threshold = full_accuracy - alpha
     teacher_path = os.path.join(workdir, "teacher.keras")
@@ -93,48 +134,32 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
 
     pretrain_seconds = 0.0
     if "block" in inits:
-        timing_path = os.path.join(workdir, "pretrain.json")
-        if os.path.exists(blocks_path) and os.path.exists(timing_path):
-            with open(timing_path) as f:
-                pretrain_seconds = json.load(f)["seconds"]  # resumed: blocks already trained
-        else:
-            started = time.time()
-            weights = pretrain.pretrain_blocks(model, modules, found.blocks, train[0],
-                                               epochs=pretrain_epochs, batch_size=batch_size,
-                                               learning_rate=learning_rate)
-            pretrain_seconds = time.time() - started
-            pretrain.save_block_weights(blocks_path, weights)
-            with open(timing_path, "w") as f:
-                json.dump({"seconds": pretrain_seconds}, f)
+        pretrain_seconds = _pretrain_once(model, modules, found.blocks, train[0], workdir,
+                                          blocks_path, pretrain_epochs, batch_size,
+                                          learning_rate)
         if log:
             log(f"{len(found.blocks)} tuning blocks pre-trained in {pretrain_seconds:.1f} s")
 
-    store = explore_lib.ResultStore(os.path.join(workdir, "trials.jsonl"))
-    runner = (explore_lib.RayExecutor(address, workers, threads) if executor == "ray"
-              else explore_lib.LocalExecutor(threads))
-    module_dicts = [{"convs": list(m.convs), "input": m.input, "output": m.output}
-                    for m in modules]
+    # What every trial of the exploration gets besides its config and init.
+    shared = {"teacher_path": teacher_path, "data_path": data_path, "blocks_path": blocks_path,
+              "modules": [{"convs": list(m.convs), "input": m.input, "output": m.output}
+                          for m in modules],
+              "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+              "from_logits": _from_logits(model), "threads": threads, "seed": seed,
+              "stop_at": threshold if stop_at_threshold else None}
     summary = {"full_accuracy": full_accuracy, "full_params": int(model.count_params()),
                "threshold": threshold, "configs": [list(c) for c in configs], "params": params,
                "blocks": [[list(s) for s in b] for b in found.blocks],
                "composites": found.composites, "pretrain_seconds": pretrain_seconds,
                "workers": workers}
+    runner = (explore_lib.RayExecutor(address, workers, threads) if executor == "ray"
+              else explore_lib.LocalExecutor(threads))
+    store = explore_lib.ResultStore(os.path.join(workdir, "trials.jsonl"))
     try:
         runner.warm_up(workers)
         for init in inits:
-            payloads = [{"init": init, "config": list(c), "teacher_path": teacher_path,
-                         "data_path": data_path, "blocks_path": blocks_path,
-                         "block_ids": found.composites[i] if init == "block" else None,
-                         "modules": module_dicts, "epochs": epochs, "batch_size": batch_size,
-                         "learning_rate": learning_rate, "from_logits": from_logits,
-                         "threads": threads, "seed": seed,
-                         "stop_at": threshold if stop_at_threshold else None}
-                        for i, c in enumerate(configs)]
-            started = time.time()
-            result = explore_lib.explore(payloads, params, threshold, store, runner,
-                                         trial_fn or explore_lib.run_trial, workers, log)
-            result["wall_seconds"] = time.time() - started
-            summary[init] = result
+            summary[init] = _explore(init, configs, found, params, threshold, shared, store,
+                                     runner, trial_fn or explore_lib.run_trial, workers, log)
     finally:
         runner.close()
     with open(os.path.join(workdir, "summary.json"), "w") as f:

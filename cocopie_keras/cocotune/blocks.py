@@ -108,6 +108,39 @@ def _symbols(config):
     return [(i, float(rate)) for i, rate in enumerate(config)]
 
 
+def _split_networks(items):
+    """The start rule's items, cut at the delimiters: one list per network."""
+    segments, current = [], []
+    for item in items:
+        if isinstance(item, _Delimiter):
+            segments.append(current)
+            current = []
+        else:
+            current.append(item)
+    segments.append(current)
+    return segments
+
+
+def _rule_usage(rules, segments):
+    """Occurrences of each rule in the full derivation, and the networks it is in."""
+    frequency = {0: 1}
+    networks = {rule_id: set() for rule_id in rules}
+
+    def visit(rule_id, network):
+        networks[rule_id].add(network)
+        for item in rules[rule_id]:
+            if isinstance(item, sequitur.RuleRef):
+                frequency[item.rule_id] = frequency.get(item.rule_id, 0) + 1
+                visit(item.rule_id, network)
+
+    for network, segment in enumerate(segments):
+        for item in segment:
+            if isinstance(item, sequitur.RuleRef):
+                frequency[item.rule_id] = frequency.get(item.rule_id, 0) + 1
+                visit(item.rule_id, network)
+    return frequency, networks
+
+
 def identify_blocks(configs):
     """Finds the tuning blocks and composite vectors of a subspace.
 
@@ -128,31 +161,8 @@ def identify_blocks(configs):
         for symbol in _symbols(config):
             grammar.append(symbol)
     rules = grammar.rules()
-
-    # Occurrences of each rule in the full derivation, and the networks it is in.
-    frequency = {0: 1}
-    networks = {rule_id: set() for rule_id in rules}
-
-    def visit(rule_id, network):
-        networks[rule_id].add(network)
-        for item in rules[rule_id]:
-            if isinstance(item, sequitur.RuleRef):
-                frequency[item.rule_id] = frequency.get(item.rule_id, 0) + 1
-                visit(item.rule_id, network)
-
-    segments, current = [], []
-    for item in rules[0]:
-        if isinstance(item, _Delimiter):
-            segments.append(current)
-            current = []
-        else:
-            current.append(item)
-    segments.append(current)
-    for network, segment in enumerate(segments):
-        for item in segment:
-            if isinstance(item, sequitur.RuleRef):
-                frequency[item.rule_id] = frequency.get(item.rule_id, 0) + 1
-                visit(item.rule_id, network)
+    segments = _split_networks(rules[0])
+    frequency, networks = _rule_usage(rules, segments)
 
     descendant_max = {}
 

@@ -243,7 +243,6 @@ def _training_data(args, model, train, test):
 
 def run(args):
     from cocopie_keras import atomic_write
-    from cocopie_keras import pruning
     from cocopie_keras.commands import _inputs
     from cocopie_keras import sparsity
     from cocopie_keras.sparsity import recipe
@@ -296,7 +295,7 @@ def run(args):
         with atomic_write.atomic_path(args.plot) as temporary:
             summaries.plot_pattern_summary(sparsity.pattern_info(result.wrapped), temporary)
     print(f"accuracy dense {dense_accuracy:.4f} -> pruned {pruned_accuracy:.4f}; "
-          f"3x3 conv weight density {pruning.conv_weight_density(result.model):.3f}; "
+          f"3x3 conv weight density {sparsity.conv_weight_density(result.model):.3f}; "
           f"wrote {args.output}")
     if args.tflite:
         from cocopie_keras import converter

@@ -4,7 +4,7 @@ User API: ``PatternPruningConfig`` (what to prune), ``prune_wrap`` (wrap a
 trained model), ``ADMMCallback`` (ADMM regularization during ``fit``),
 ``hard_prune`` (impose the patterns), ``MaskedFineTuneCallback`` (fine-tune
 with the masks held), ``strip_pruning`` (plain Keras model, zeros in place)
-and ``pattern_info``. ``recipe.admm_prune`` runs the whole sequence;
+``pattern_info`` and ``conv_weight_density``. ``recipe.admm_prune`` runs the whole sequence;
 ``prune_in_place`` is the one-shot projection for models that are not trained
 afterwards (benchmarks, tools). Every projection goes through
 ``patterns.project_kernel``.
@@ -27,6 +27,7 @@ from cocopie_keras.sparsity.admm import RhoSchedule  # noqa: F401
 from cocopie_keras.sparsity.admm import hard_prune  # noqa: F401
 from cocopie_keras.sparsity.config import LayerPlan  # noqa: F401
 from cocopie_keras.sparsity.config import PatternPruningConfig  # noqa: F401
+from cocopie_keras.sparsity.summaries import conv_weight_density  # noqa: F401
 from cocopie_keras.sparsity.wrapper import MaskConstraint  # noqa: F401
 from cocopie_keras.sparsity.wrapper import PatternPruneWrapper  # noqa: F401
 from cocopie_keras.sparsity.wrapping import pattern_info  # noqa: F401

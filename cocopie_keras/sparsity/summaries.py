@@ -1,15 +1,37 @@
-"""TensorBoard summaries of ADMM pattern pruning, and a matplotlib figure of
-the pattern histogram and per-layer density.
+"""TensorBoard summaries of ADMM pattern pruning, a matplotlib figure of the
+pattern histogram and per-layer density, and the 3×3 conv weight density.
 
 Example:
 
 >>> callback = ADMMCallback(log_dir="logs/admm")      # writes summaries itself
 >>> plot_pattern_summary(pattern_info(model), "patterns.png")
+>>> conv_weight_density(model)                        # 3×3 conv weights kept
 """
 
 import numpy as np
 
 from cocopie_keras import patterns as patterns_lib
+
+
+def conv_weight_density(model):
+    """Fraction of non-zero weights over all 3×3 Conv2D kernels of ``model``.
+
+    Wrapped and plain models alike (a wrapper's layer holds ``W·mask`` after
+    ``hard_prune``); grouped convolutions, which are never pattern-pruned, do
+    not count. 1.0 when there is none.
+    """
+    import keras
+
+    kernels = [
+        keras.ops.convert_to_numpy(layer.kernel)
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.Conv2D)
+        and not isinstance(layer, keras.layers.DepthwiseConv2D)
+        and tuple(layer.kernel_size) == (3, 3)
+        and getattr(layer, "groups", 1) == 1
+    ]
+    total = sum(k.size for k in kernels)
+    return float(sum(np.count_nonzero(k) for k in kernels) / total) if total else 1.0
 
 
 class PruningSummaryWriter:

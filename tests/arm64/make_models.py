@@ -60,7 +60,7 @@ def build_model(input_shape, convs, rate, seed=0):
     import keras
     import numpy as np
 
-    from cocopie_keras import pruning
+    from cocopie_keras import sparsity
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(input_shape)
@@ -68,7 +68,8 @@ def build_model(input_shape, convs, rate, seed=0):
     for kwargs in convs:
         x = keras.layers.Conv2D(**kwargs)(x)
     model = keras.Model(inputs, x)
-    pruned = pruning.prune_model(model, connectivity_rate=rate)
+    config = sparsity.PatternPruningConfig(connectivity_rate=rate, pattern_pool="fixed")
+    pruned = sparsity.prune_in_place(model, config)
     rng = np.random.default_rng(seed)
     for name in pruned:
         layer = model.get_layer(name)

@@ -32,8 +32,8 @@ def residual_network(seed=0):
     import keras
     import numpy as np
 
-    from cocopie_keras import codesign
-    from cocopie_keras import pruning
+    from cocopie_keras import patterns
+    from cocopie_keras import sparsity
 
     layers = keras.layers
     keras.utils.set_random_seed(seed)
@@ -46,10 +46,12 @@ def residual_network(seed=0):
     x = layers.Conv2D(12, 3, padding="valid", activation="relu6")(x)
     model = keras.Model(inputs, x)
     model(np.zeros(INPUT_SHAPES[0], np.float32))
-    pruning.prune_model(model, connectivity_rate=0.3)
+    sparsity.prune_in_place(model, sparsity.PatternPruningConfig(
+        connectivity_rate=0.3, pattern_pool="fixed", skip_types=("DepthwiseConv2D",)))
     depthwise = model.get_layer("depthwise")
     kernel = depthwise.kernel.numpy()
-    depthwise.kernel.assign(kernel * codesign.project_depthwise_grouped(kernel).mask)
+    projection = patterns.project_kernel(kernel, group_size=16, depthwise=True)
+    depthwise.kernel.assign(kernel * projection.mask)
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if getattr(layer, "use_bias", False):
