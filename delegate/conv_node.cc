@@ -6,8 +6,11 @@
 #include <cfloat>
 #include <cstdint>
 #include <sstream>
+#include <utility>
 #include <vector>
 
+#include "delegate/delegate_state.h"
+#include "delegate/kernel_tuning.h"
 #include "delegate/sparse_weights.h"
 
 namespace cocopie {
@@ -312,6 +315,55 @@ void ChooseKernel(int choice, ConvStep* step) {
 void RefreshBuiltInChoice(int choice, ConvStep* step) {
   if (choice != kCocopieKernelAuto) return;
   step->built_in_block = BlockExpectedFaster(step->block_padding, step->geometry);
+}
+
+namespace {
+
+// A claimed CONV_2D inside a partition: the kernel ChooseKernel / the tuner
+// picked, or the scalar reference when the delegate's option asks for it.
+class ConvPartitionStep final : public StepHolding<ConvStep> {
+ public:
+  using StepHolding::StepHolding;
+
+  TfLiteStatus Prepare(TfLiteContext* context, PartitionTensors* tensors,
+                       const StepEnvironment& env) override {
+    const TfLiteStatus status =
+        tensors->PrepareGeometry(context, step_.node_index, step_.input_tensor,
+                                 step_.output_tensor, step_.padding, &step_.geometry);
+    if (status != kTfLiteOk) return status;
+    // Kernel tuning needs the geometry just computed (kernel_tuning.h).
+    RefreshBuiltInChoice(env.state->options().kernel, &step_);
+    TuneConvStep(env.state, &step_, env.pool, env.lr);
+    return kTfLiteOk;
+  }
+
+  TfLiteStatus Invoke(TfLiteContext* context, PartitionTensors* tensors,
+                      const StepEnvironment& env, bool release_workers) override {
+    const float* input = tensors->Data(context, step_.input_tensor);
+    float* output = tensors->Data(context, step_.output_tensor);
+    if (input == nullptr || output == nullptr) return ReportUnallocated(context, step_.node_index);
+    if (env.state->options().kernel == kCocopieKernelReference) {
+      PatternConvReference(step_.geometry, step_.weights, input, output);
+    } else if (!step_.use_block ||
+               !PatternConvBlock(step_.geometry, step_.blocks, input, output,
+                                 &step_.block_scratch, env.pool, release_workers)) {
+      PatternConvSimd(step_.geometry, step_.weights, input, output, &step_.scratch, env.pool,
+                      release_workers);
+    }
+    return kTfLiteOk;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<PartitionStep> CreateConvPartitionStep(TfLiteContext* context, int node_index,
+                                                       const TfLiteNode* node,
+                                                       const LrLayer& layer,
+                                                       const TfLiteTensor* sparse_filter,
+                                                       int kernel_choice) {
+  ConvStep step = MakeConvStep(context, node_index, node, layer, sparse_filter);
+  ChooseKernel(kernel_choice, &step);
+  return std::make_unique<ConvPartitionStep>(std::move(step));
 }
 
 }  // namespace cocopie

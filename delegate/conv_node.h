@@ -3,10 +3,12 @@
 #ifndef COCOPIE_DELEGATE_CONV_NODE_H_
 #define COCOPIE_DELEGATE_CONV_NODE_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "delegate/lr_format.h"
+#include "delegate/partition_step.h"
 #include "delegate/pattern_conv.h"
 #include "delegate/tflite_abi.h"
 
@@ -125,6 +127,14 @@ void RefreshBuiltInChoice(int choice, ConvStep* step);
 ConvStep MakeConvStep(TfLiteContext* context, int node_index,
                       const TfLiteNode* node, const LrLayer& layer,
                       const TfLiteTensor* sparse_filter = nullptr);
+
+// The partition step running a node that passed CheckConvNode (with the same
+// `sparse_filter`); `kernel_choice` is the delegate's kernel option.
+std::unique_ptr<PartitionStep> CreateConvPartitionStep(TfLiteContext* context, int node_index,
+                                                       const TfLiteNode* node,
+                                                       const LrLayer& layer,
+                                                       const TfLiteTensor* sparse_filter,
+                                                       int kernel_choice);
 
 }  // namespace cocopie
 

@@ -2,9 +2,12 @@
 
 #include <cfloat>
 #include <sstream>
+#include <utility>
 #include <vector>
 
+#include "delegate/cocopie_delegate.h"
 #include "delegate/conv_node.h"
+#include "delegate/delegate_state.h"
 #include "delegate/sparse_weights.h"
 
 namespace cocopie {
@@ -115,6 +118,40 @@ void RunDepthwiseStep(DepthwiseStep* step, const float* input, float* output,
     DepthwiseConvSimd(step->geometry, step->weights, input, output, &step->scratch,
                       pool, release_workers);
   }
+}
+
+namespace {
+
+class DepthwisePartitionStep final : public StepHolding<DepthwiseStep> {
+ public:
+  using StepHolding::StepHolding;
+
+  TfLiteStatus Prepare(TfLiteContext* context, PartitionTensors* tensors,
+                       const StepEnvironment&) override {
+    return tensors->PrepareGeometry(context, step_.node_index, step_.input_tensor,
+                                    step_.output_tensor, step_.padding, &step_.geometry);
+  }
+
+  TfLiteStatus Invoke(TfLiteContext* context, PartitionTensors* tensors,
+                      const StepEnvironment& env, bool release_workers) override {
+    const float* input = tensors->Data(context, step_.input_tensor);
+    float* output = tensors->Data(context, step_.output_tensor);
+    if (input == nullptr || output == nullptr) return ReportUnallocated(context, step_.node_index);
+    RunDepthwiseStep(&step_, input, output, env.pool,
+                     env.state->options().kernel == kCocopieKernelReference, release_workers);
+    return kTfLiteOk;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<PartitionStep> CreateDepthwisePartitionStep(TfLiteContext* context,
+                                                            int node_index,
+                                                            const TfLiteNode* node,
+                                                            const LrLayer& layer,
+                                                            const TfLiteTensor* sparse_filter) {
+  return std::make_unique<DepthwisePartitionStep>(
+      MakeDepthwiseStep(context, node_index, node, layer, sparse_filter));
 }
 
 }  // namespace cocopie

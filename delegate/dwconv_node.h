@@ -6,9 +6,11 @@
 #ifndef COCOPIE_DELEGATE_DWCONV_NODE_H_
 #define COCOPIE_DELEGATE_DWCONV_NODE_H_
 
+#include <memory>
 #include <string>
 
 #include "delegate/lr_format.h"
+#include "delegate/partition_step.h"
 #include "delegate/pattern_dwconv.h"
 #include "delegate/tflite_abi.h"
 
@@ -47,6 +49,14 @@ DepthwiseStep MakeDepthwiseStep(TfLiteContext* context, int node_index,
 // PatternConvSimd).
 void RunDepthwiseStep(DepthwiseStep* step, const float* input, float* output,
                       pthreadpool_t pool, bool reference, bool release_workers);
+
+// The partition step running a node that passed CheckDepthwiseNode (with the
+// same `sparse_filter`).
+std::unique_ptr<PartitionStep> CreateDepthwisePartitionStep(TfLiteContext* context,
+                                                            int node_index,
+                                                            const TfLiteNode* node,
+                                                            const LrLayer& layer,
+                                                            const TfLiteTensor* sparse_filter);
 
 }  // namespace cocopie
 

@@ -1,5 +1,6 @@
 // The kernel that replaces one connected group of claimed nodes: (depthwise) convs,
-// their DENSIFY inputs, and the ADD / MAX_POOL_2D / PAD between them.
+// their DENSIFY inputs, and the ADD / MAX_POOL_2D / PAD between them. Each
+// node becomes the PartitionStep its handler creates (node_handlers.h).
 #ifndef COCOPIE_DELEGATE_PARTITION_KERNEL_H_
 #define COCOPIE_DELEGATE_PARTITION_KERNEL_H_
 

@@ -2,8 +2,7 @@
 
 #include <cstdint>
 #include <cstring>
-#include <map>
-#include <set>
+#include <utility>
 
 #include "delegate/conv_node.h"
 
@@ -37,71 +36,6 @@ bool ReadPaddings(const TfLiteTensor* t, int64_t pads[8]) {
 }
 
 }  // namespace
-
-bool IsSimpleOp(int builtin_code) {
-  return builtin_code == kTfLiteBuiltinAdd || builtin_code == kTfLiteBuiltinMaxPool2d ||
-         builtin_code == kTfLiteBuiltinPad;
-}
-
-std::vector<int> ConnectingSimpleOps(TfLiteContext* context, const TfLiteIntArray* plan,
-                                     const std::vector<int>& claimed) {
-  const std::set<int> taken(claimed.begin(), claimed.end());
-  std::map<int, int> producer;                // tensor -> node
-  std::map<int, std::vector<int>> readers;    // tensor -> nodes
-  std::map<int, const TfLiteNode*> candidates;  // checked simple ops
-  for (int i = 0; i < plan->size; ++i) {
-    TfLiteNode* node;
-    TfLiteRegistration* registration;
-    if (context->GetNodeAndRegistration(context, plan->data[i], &node, &registration) !=
-        kTfLiteOk) {
-      return {};
-    }
-    for (int k = 0; node->outputs != nullptr && k < node->outputs->size; ++k) {
-      producer[node->outputs->data[k]] = plan->data[i];
-    }
-    for (int k = 0; node->inputs != nullptr && k < node->inputs->size; ++k) {
-      readers[node->inputs->data[k]].push_back(plan->data[i]);
-    }
-    if (!taken.count(plan->data[i]) && IsSimpleOp(registration->builtin_code) &&
-        CheckSimpleOpNode(context, node, registration->builtin_code).empty()) {
-      candidates[plan->data[i]] = node;
-    }
-  }
-  // Forward: candidates reachable from a claimed node through candidates.
-  std::set<int> forward;
-  bool grew = true;
-  while (grew) {
-    grew = false;
-    for (const auto& [index, node] : candidates) {
-      if (forward.count(index)) continue;
-      for (int k = 0; k < node->inputs->size; ++k) {
-        auto p = producer.find(node->inputs->data[k]);
-        if (p != producer.end() && (taken.count(p->second) || forward.count(p->second))) {
-          forward.insert(index);
-          grew = true;
-          break;
-        }
-      }
-    }
-  }
-  // Backward: those of them from which a claimed node is reachable.
-  std::set<int> both;
-  grew = true;
-  while (grew) {
-    grew = false;
-    for (int index : forward) {
-      if (both.count(index)) continue;
-      for (int reader : readers[candidates[index]->outputs->data[0]]) {
-        if (taken.count(reader) || both.count(reader)) {
-          both.insert(index);
-          grew = true;
-          break;
-        }
-      }
-    }
-  }
-  return std::vector<int>(both.begin(), both.end());
-}
 
 std::string CheckSimpleOpNode(TfLiteContext* context, const TfLiteNode* node,
                               int builtin_code) {
@@ -242,6 +176,59 @@ void RunSimpleOp(const SimpleOpStep& step, const std::vector<const float*>& inpu
   } else {
     PadF32(step.pad, inputs[0], output, pool, release_workers);
   }
+}
+
+namespace {
+
+class SimpleOpPartitionStep final : public StepHolding<SimpleOpStep> {
+ public:
+  using StepHolding::StepHolding;
+
+  TfLiteStatus Prepare(TfLiteContext* context, PartitionTensors* tensors,
+                       const StepEnvironment&) override {
+    std::vector<std::vector<int>> dims(step_.inputs.size(), std::vector<int>(4));
+    std::vector<const int*> views;
+    for (size_t k = 0; k < step_.inputs.size(); ++k) {
+      if (!tensors->InputDims(context, step_.inputs[k], dims[k].data())) {
+        context->ReportError(context, "cocopie: input of node %d is not 4-D",
+                             step_.node_index);
+        return kTfLiteError;
+      }
+      views.push_back(dims[k].data());
+    }
+    int out_dims[4];
+    std::string error;
+    if (!PrepareSimpleOp(&step_, views, out_dims, &error)) {
+      context->ReportError(context, "cocopie: node %d cannot run: %s", step_.node_index,
+                           error.c_str());
+      return kTfLiteError;
+    }
+    return tensors->SizeOutput(context, step_.output_tensor, out_dims);
+  }
+
+  TfLiteStatus Invoke(TfLiteContext* context, PartitionTensors* tensors,
+                      const StepEnvironment& env, bool release_workers) override {
+    std::vector<const float*> inputs;
+    bool allocated = true;
+    for (int tensor : step_.inputs) {
+      inputs.push_back(tensors->Data(context, tensor));
+      allocated = allocated && inputs.back() != nullptr;
+    }
+    float* output = tensors->Data(context, step_.output_tensor);
+    if (!allocated || output == nullptr) return ReportUnallocated(context, step_.node_index);
+    RunSimpleOp(step_, inputs, output, env.pool, release_workers);
+    return kTfLiteOk;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<PartitionStep> CreateSimpleOpPartitionStep(TfLiteContext* context,
+                                                           int node_index,
+                                                           const TfLiteNode* node,
+                                                           int builtin_code) {
+  return std::make_unique<SimpleOpPartitionStep>(
+      MakeSimpleOpStep(context, node_index, node, builtin_code));
 }
 
 }  // namespace cocopie

@@ -5,24 +5,15 @@
 #define COCOPIE_DELEGATE_SIMPLE_OP_NODES_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "delegate/partition_step.h"
 #include "delegate/simple_ops.h"
 #include "delegate/tflite_abi.h"
 
 namespace cocopie {
-
-// True for the builtin codes handled here.
-bool IsSimpleOp(int builtin_code);
-
-// The simple-op nodes of `plan` that lie on a path of simple ops from one
-// claimed node to another: claiming them joins what would otherwise be
-// separate partitions, with the runtime's kernels (and thread pool) between
-// them. A simple op that only leads away from the delegate's nodes (say the
-// last ADD before a classifier head) is left to the runtime.
-std::vector<int> ConnectingSimpleOps(TfLiteContext* context, const TfLiteIntArray* plan,
-                                     const std::vector<int>& claimed);
 
 // Empty when the node is a float32 NHWC ADD (same shapes, no broadcasting),
 // MAX_POOL_2D, or PAD of H and W only with constant paddings, each with a
@@ -54,6 +45,12 @@ bool PrepareSimpleOp(SimpleOpStep* step, const std::vector<const int*>& input_di
 // `release_workers`: as for the convolution kernels (pattern_conv.h).
 void RunSimpleOp(const SimpleOpStep& step, const std::vector<const float*>& inputs,
                  float* output, pthreadpool_t pool, bool release_workers);
+
+// The partition step running a node that passed CheckSimpleOpNode.
+std::unique_ptr<PartitionStep> CreateSimpleOpPartitionStep(TfLiteContext* context,
+                                                           int node_index,
+                                                           const TfLiteNode* node,
+                                                           int builtin_code);
 
 }  // namespace cocopie
 
