@@ -55,12 +55,7 @@ std::string CheckPaddedCopy(const TfLiteConvParams& params, const LrLayer& layer
   g.in_w = input_dims->data[2];
   g.in_c = layer.in_channels;
   g.out_c = layer.out_channels;
-  g.kernel_h = layer.kernel_h;
-  g.kernel_w = layer.kernel_w;
-  g.stride_h = params.stride_height;
-  g.stride_w = params.stride_width;
-  g.dilation_h = params.dilation_height_factor;
-  g.dilation_w = params.dilation_width_factor;
+  SetKernelGeometry(params, layer, &g);
   std::string unused;
   const Padding padding =
       params.padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
@@ -260,30 +255,13 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
 ConvStep MakeConvStep(TfLiteContext* context, int node_index,
                       const TfLiteNode* node, const LrLayer& layer,
                       const TfLiteTensor* sparse_filter) {
-  const auto* params = static_cast<const TfLiteConvParams*>(node->builtin_data);
   ConvStep step;
-  step.node_index = node_index;
-  step.input_tensor = node->inputs->data[0];
-  step.output_tensor = node->outputs->data[0];
-  step.padding = params->padding == kTfLitePaddingSame ? Padding::kSame
-                                                       : Padding::kValid;
-  ConvGeometry& g = step.geometry;
-  g.in_c = layer.in_channels;
-  g.out_c = layer.out_channels;
-  g.kernel_h = layer.kernel_h;
-  g.kernel_w = layer.kernel_w;
-  g.stride_h = params->stride_height;
-  g.stride_w = params->stride_width;
-  g.dilation_h = params->dilation_height_factor;
-  g.dilation_w = params->dilation_width_factor;
-  ActivationRange(params->activation, &g.act_min, &g.act_max);
-  // CheckConvNode accepted both; the filter is expanded once more here.
   std::vector<float> expanded;
-  const float* filter = nullptr;
-  ResolveFilterValues(ContextTensor(context, node->inputs->data[1]), sparse_filter,
-                      &expanded, &filter);
-  const float* bias = NodeBias(context, node);
-  step.weights = PackPatternWeights(layer, filter, bias);
+  const float* filter = FillConvStep<TfLiteConvParams>(context, node_index, node, layer,
+                                                       sparse_filter, &expanded, &step);
+  step.geometry.in_c = layer.in_channels;
+  step.geometry.out_c = layer.out_channels;
+  step.weights = PackPatternWeights(layer, filter, NodeBias(context, node));
   return step;
 }
 

@@ -83,14 +83,55 @@ std::string CheckConvNode(TfLiteContext* context, const TfLiteNode* node,
                           const LrLayer& layer,
                           const TfLiteTensor* sparse_filter = nullptr);
 
-// One claimed convolution: constant parts fixed at delegation time, geometry
-// refreshed whenever the runtime re-prepares (e.g. after an input resize).
-struct ConvStep {
+// What the step of either convolution kind (CONV_2D, DEPTHWISE_CONV_2D)
+// holds about its node: geometry refreshed whenever the runtime re-prepares
+// (e.g. after an input resize).
+struct ConvStepBase {
   int node_index = -1;
   int input_tensor = -1;
   int output_tensor = -1;
   Padding padding = Padding::kSame;
   ConvGeometry geometry;  // spatial sizes filled in at prepare time
+};
+
+// Sets the kernel size (the LR layer's), strides, dilations and fused
+// activation range of `g` from a convolution's builtin parameters `Params`
+// (TfLiteConvParams or TfLiteDepthwiseConvParams).
+template <typename Params>
+void SetKernelGeometry(const Params& params, const LrLayer& layer, ConvGeometry* g) {
+  g->kernel_h = layer.kernel_h;
+  g->kernel_w = layer.kernel_w;
+  g->stride_h = params.stride_height;
+  g->stride_w = params.stride_width;
+  g->dilation_h = params.dilation_height_factor;
+  g->dilation_w = params.dilation_width_factor;
+  ActivationRange(params.activation, &g->act_min, &g->act_max);
+}
+
+// Fills `step` from a claimed node whose builtin parameters are `Params`
+// (TfLiteConvParams or TfLiteDepthwiseConvParams) and the LR layer
+// describing it; channel counts are the caller's (they differ by kind).
+// Returns the filter values to pack (expanded into *expanded when the
+// filter is the sparse constant `sparse_filter`).
+template <typename Params>
+const float* FillConvStep(TfLiteContext* context, int node_index, const TfLiteNode* node,
+                          const LrLayer& layer, const TfLiteTensor* sparse_filter,
+                          std::vector<float>* expanded, ConvStepBase* step) {
+  const auto* params = static_cast<const Params*>(node->builtin_data);
+  step->node_index = node_index;
+  step->input_tensor = node->inputs->data[0];
+  step->output_tensor = node->outputs->data[0];
+  step->padding = params->padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
+  SetKernelGeometry(*params, layer, &step->geometry);
+  // The node's check accepted both; the filter is expanded once more here.
+  const float* filter = nullptr;
+  ResolveFilterValues(ContextTensor(context, node->inputs->data[1]), sparse_filter, expanded,
+                      &filter);
+  return filter;
+}
+
+// One claimed convolution: constant parts fixed at delegation time.
+struct ConvStep : ConvStepBase {
   PackedPatternWeights weights;
   PatternConvScratch scratch;
   // Set when the block kernel runs this layer (see ChooseKernel); its

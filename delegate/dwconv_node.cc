@@ -87,26 +87,12 @@ std::string CheckDepthwiseNode(TfLiteContext* context, const TfLiteNode* node,
 DepthwiseStep MakeDepthwiseStep(TfLiteContext* context, int node_index,
                                 const TfLiteNode* node, const LrLayer& layer,
                                 const TfLiteTensor* sparse_filter) {
-  const auto* params = static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
   DepthwiseStep step;
-  step.node_index = node_index;
-  step.input_tensor = node->inputs->data[0];
-  step.output_tensor = node->outputs->data[0];
-  step.padding = params->padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
-  ConvGeometry& g = step.geometry;
-  g.in_c = g.out_c = layer.out_channels;
-  g.kernel_h = layer.kernel_h;
-  g.kernel_w = layer.kernel_w;
-  g.stride_h = params->stride_height;
-  g.stride_w = params->stride_width;
-  ActivationRange(params->activation, &g.act_min, &g.act_max);
-  // CheckDepthwiseNode accepted both; the filter is expanded once more here.
   std::vector<float> expanded;
-  const float* filter = nullptr;
-  ResolveFilterValues(ContextTensor(context, node->inputs->data[1]), sparse_filter,
-                      &expanded, &filter);
-  const float* bias = NodeBias(context, node);
-  step.weights = PackDepthwiseWeights(layer, filter, bias);
+  const float* filter = FillConvStep<TfLiteDepthwiseConvParams>(
+      context, node_index, node, layer, sparse_filter, &expanded, &step);
+  step.geometry.in_c = step.geometry.out_c = layer.out_channels;
+  step.weights = PackDepthwiseWeights(layer, filter, NodeBias(context, node));
   return step;
 }
 

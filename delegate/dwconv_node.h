@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "delegate/conv_node.h"
 #include "delegate/lr_format.h"
 #include "delegate/partition_step.h"
 #include "delegate/pattern_dwconv.h"
@@ -28,12 +29,7 @@ std::string CheckDepthwiseNode(TfLiteContext* context, const TfLiteNode* node,
 
 // One claimed depthwise convolution: weights packed at delegation time,
 // geometry refreshed whenever the runtime re-prepares.
-struct DepthwiseStep {
-  int node_index = -1;
-  int input_tensor = -1;
-  int output_tensor = -1;
-  Padding padding = Padding::kSame;
-  ConvGeometry geometry;  // spatial sizes filled in at prepare time
+struct DepthwiseStep : ConvStepBase {
   PackedDepthwiseWeights weights;
   DepthwiseConvScratch scratch;
 };

@@ -58,45 +58,16 @@ class PatternConvTester {
   void Run(bool allow_empty) {
     ConvGeometry g = g_;
     g.kernel_h = g.kernel_w = kernel_;
-    const int cells = kernel_ * kernel_;
-    const std::vector<uint32_t> patterns =
-        kernel_ == 1 ? std::vector<uint32_t>{1u} : DefaultPatterns();
-    const int num_patterns = static_cast<int>(patterns.size());
     std::string error;
     if (!ComputeConvGeometry(padding_, &g, &error)) {
       ASSERT_TRUE(allow_empty) << error;
       return;
     }
-
     std::mt19937 rng(1234);
     std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-    std::uniform_real_distribution<double> coin(0.0, 1.0);
     LrLayer layer;
-    layer.out_channels = g.out_c;
-    layer.in_channels = g.in_c;
-    layer.kernel_h = layer.kernel_w = kernel_;
-    layer.entries_per_pattern = kernel_ == 1 ? 1 : 4;
-    layer.pattern_masks = patterns;
-    std::vector<float> filter(static_cast<size_t>(g.out_c) * cells * g.in_c, 0.0f);
-    for (int co = 0; co < g.out_c; ++co) {
-      for (int ci = 0; ci < g.in_c; ++ci) {
-        uint8_t id = coin(rng) < removed_ ? kRemovedKernel : rng() % num_patterns;
-        if (block_patterns_) {
-          // Same pattern and same removal for a whole channel block.
-          std::mt19937 shared(ci * 7919 + co / kMaxChannelBlock);
-          id = std::uniform_real_distribution<double>(0, 1)(shared) < removed_
-                   ? kRemovedKernel : shared() % num_patterns;
-        }
-        const bool removed = id == kRemovedKernel;
-        layer.kernel_pattern.push_back(id);
-        if (removed) continue;
-        for (int cell = 0; cell < cells; ++cell) {
-          if (layer.pattern_masks[id] & (1u << cell)) {
-            filter[(static_cast<size_t>(co) * cells + cell) * g.in_c + ci] = value(rng);
-          }
-        }
-      }
-    }
+    std::vector<float> filter;
+    RandomPrunedFilter(g, &rng, &layer, &filter);
     std::vector<float> bias(g.out_c);
     for (float& b : bias) b = value(rng);
     std::vector<float> input(static_cast<size_t>(g.batch) * g.in_h * g.in_w * g.in_c);
@@ -136,6 +107,42 @@ class PatternConvTester {
     }
     hwy::SetSupportedTargetsForTest(0);
     if (pool != nullptr) pthreadpool_destroy(pool);
+  }
+
+  // A random OHWI filter pruned to the tester's patterns and removal rate,
+  // and the LR layer describing it.
+  void RandomPrunedFilter(const ConvGeometry& g, std::mt19937* rng, LrLayer* layer,
+                          std::vector<float>* filter) const {
+    const int cells = kernel_ * kernel_;
+    const std::vector<uint32_t> patterns =
+        kernel_ == 1 ? std::vector<uint32_t>{1u} : DefaultPatterns();
+    const int num_patterns = static_cast<int>(patterns.size());
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    layer->out_channels = g.out_c;
+    layer->in_channels = g.in_c;
+    layer->kernel_h = layer->kernel_w = kernel_;
+    layer->entries_per_pattern = kernel_ == 1 ? 1 : 4;
+    layer->pattern_masks = patterns;
+    filter->assign(static_cast<size_t>(g.out_c) * cells * g.in_c, 0.0f);
+    for (int co = 0; co < g.out_c; ++co) {
+      for (int ci = 0; ci < g.in_c; ++ci) {
+        uint8_t id = coin(*rng) < removed_ ? kRemovedKernel : (*rng)() % num_patterns;
+        if (block_patterns_) {
+          // Same pattern and same removal for a whole channel block.
+          std::mt19937 shared(ci * 7919 + co / kMaxChannelBlock);
+          id = std::uniform_real_distribution<double>(0, 1)(shared) < removed_
+                   ? kRemovedKernel : shared() % num_patterns;
+        }
+        layer->kernel_pattern.push_back(id);
+        if (id == kRemovedKernel) continue;
+        for (int cell = 0; cell < cells; ++cell) {
+          if (layer->pattern_masks[id] & (1u << cell)) {
+            (*filter)[(static_cast<size_t>(co) * cells + cell) * g.in_c + ci] = value(*rng);
+          }
+        }
+      }
+    }
   }
 
   // Every compiled (channel block, tile) variant of the block kernel, each

@@ -55,6 +55,60 @@ class DepthwiseTester {
   void TestIfValid() { Run(true); }
 
  private:
+  // An LR layer of `channels` depthwise kernels (no ids yet) with the
+  // tester's pool: every mask of `entries` cells, or 1 to 8 random ones.
+  LrLayer RandomPool(int channels, std::mt19937* rng) const {
+    const int cells = kernel_ * kernel_;
+    const int entries = std::min(entries_, cells);
+    LrLayer layer;
+    layer.out_channels = channels;
+    layer.in_channels = 1;
+    layer.kernel_h = layer.kernel_w = kernel_;
+    layer.entries_per_pattern = entries;
+    if (every_pattern_) {
+      layer.pattern_masks = AllMasks(cells, entries);
+      return layer;
+    }
+    // Repeated masks are harmless.
+    std::vector<int> order(cells);
+    for (int i = 0; i < cells; ++i) order[i] = i;
+    for (size_t count = 1 + (*rng)() % 8; count > 0; --count) {
+      std::shuffle(order.begin(), order.end(), *rng);
+      uint32_t mask = 0;
+      for (int i = 0; i < entries; ++i) mask |= 1u << order[i];
+      layer.pattern_masks.push_back(mask);
+    }
+    return layer;
+  }
+
+  // Gives `layer` its pattern ids (one per group of channels, some removed)
+  // and `filter` random kept weights; returns the kept cells.
+  int64_t RandomFilter(LrLayer* layer, std::mt19937* rng, std::vector<float>* filter) const {
+    const int cells = kernel_ * kernel_, channels = layer->out_channels;
+    const int num_patterns = static_cast<int>(layer->pattern_masks.size());
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    filter->assign(static_cast<size_t>(cells) * channels, 0.0f);
+    uint8_t id = 0;
+    int64_t kept_cells = 0;
+    for (int c = 0; c < channels; ++c) {
+      if (c % group_ == 0) {
+        id = every_pattern_ ? static_cast<uint8_t>((c / group_) % num_patterns)
+                            : static_cast<uint8_t>((*rng)() % num_patterns);
+        if (coin(*rng) < removed_) id = kRemovedKernel;
+      }
+      layer->kernel_pattern.push_back(id);
+      if (id == kRemovedKernel) continue;
+      for (int cell = 0; cell < cells; ++cell) {
+        if (layer->pattern_masks[id] & (1u << cell)) {
+          (*filter)[static_cast<size_t>(cell) * channels + c] = value(*rng);
+          ++kept_cells;
+        }
+      }
+    }
+    return kept_cells;
+  }
+
   void Run(bool allow_empty) {
     ConvGeometry g = g_;
     g.kernel_h = g.kernel_w = kernel_;
@@ -63,49 +117,12 @@ class DepthwiseTester {
       ASSERT_TRUE(allow_empty) << error;
       return;
     }
-    const int cells = kernel_ * kernel_, channels = g.in_c;
-    const int entries = std::min(entries_, cells);
+    const int channels = g.in_c;
     std::mt19937 rng(seed_);
     std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-    std::uniform_real_distribution<double> coin(0.0, 1.0);
-
-    LrLayer layer;
-    layer.out_channels = channels;
-    layer.in_channels = 1;
-    layer.kernel_h = layer.kernel_w = kernel_;
-    layer.entries_per_pattern = entries;
-    if (every_pattern_) {
-      layer.pattern_masks = AllMasks(cells, entries);
-    } else {
-      // 1 to 8 random masks of `entries` cells (repeats are harmless).
-      std::vector<int> order(cells);
-      for (int i = 0; i < cells; ++i) order[i] = i;
-      for (size_t count = 1 + rng() % 8; count > 0; --count) {
-        std::shuffle(order.begin(), order.end(), rng);
-        uint32_t mask = 0;
-        for (int i = 0; i < entries; ++i) mask |= 1u << order[i];
-        layer.pattern_masks.push_back(mask);
-      }
-    }
-    const int num_patterns = static_cast<int>(layer.pattern_masks.size());
-    std::vector<float> filter(static_cast<size_t>(cells) * channels, 0.0f);
-    uint8_t id = 0;
-    int64_t kept_cells = 0;
-    for (int c = 0; c < channels; ++c) {
-      if (c % group_ == 0) {
-        id = every_pattern_ ? static_cast<uint8_t>((c / group_) % num_patterns)
-                            : static_cast<uint8_t>(rng() % num_patterns);
-        if (coin(rng) < removed_) id = kRemovedKernel;
-      }
-      layer.kernel_pattern.push_back(id);
-      if (id == kRemovedKernel) continue;
-      for (int cell = 0; cell < cells; ++cell) {
-        if (layer.pattern_masks[id] & (1u << cell)) {
-          filter[static_cast<size_t>(cell) * channels + c] = value(rng);
-          ++kept_cells;
-        }
-      }
-    }
+    LrLayer layer = RandomPool(channels, &rng);
+    std::vector<float> filter;
+    const int64_t kept_cells = RandomFilter(&layer, &rng, &filter);
     std::vector<float> bias(channels);
     for (float& b : bias) b = value(rng);
 

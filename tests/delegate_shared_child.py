@@ -16,6 +16,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from cocopie_keras import delegate
+from cocopie_keras.bench.timing import run
 
 TOLERANCE = 1e-4
 
@@ -29,16 +30,6 @@ def interpreter_for(model, shared, threads, input_shape):
                                     list(input_shape))
     interpreter.allocate_tensors()
     return interpreter
-
-
-def run(interpreter, x):
-    detail = interpreter.get_input_details()[0]
-    if tuple(detail["shape"]) != x.shape:
-        interpreter.resize_tensor_input(detail["index"], list(x.shape))
-        interpreter.allocate_tensors()
-    interpreter.set_tensor(detail["index"], x)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
 def check(interpreter, cases, i, k, where):

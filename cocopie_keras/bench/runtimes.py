@@ -47,8 +47,13 @@ class Runtime:
     the same weights with the filters stored dense, which every converter
     (tf2onnx, MNNConvert, TVM) reads."""
 
+    modules = ()
+    """Python modules the engine imports; ``check_available`` tries each."""
+
     def check_available(self):
         """Raises ``RuntimeMissing`` with the reason when the engine cannot load."""
+        for module in self.modules:
+            _import_or_missing(module)
 
     def prepare(self, model_path, threads, work_dir):
         """Loads (and converts) the .tflite at ``model_path`` for ``threads`` threads."""
@@ -89,8 +94,7 @@ def _read(path):
 class _LiteRT(Runtime):
     packages = ("ai-edge-litert",)
 
-    def check_available(self):
-        _import_or_missing("ai_edge_litert.interpreter")
+    modules = ("ai_edge_litert.interpreter",)
 
     def run(self, x):
         from cocopie_keras.bench import timing
@@ -182,9 +186,7 @@ class OnnxRuntime(Runtime):
     packages = ("onnxruntime", "tf2onnx", "onnx")
     uses_onnx = True
 
-    def check_available(self):
-        _import_or_missing("onnxruntime")
-        _import_or_missing("tf2onnx")
+    modules = ("onnxruntime", "tf2onnx")
 
     def prepare(self, model_path, threads, work_dir):
         import onnxruntime as ort
@@ -208,9 +210,7 @@ class Mnn(Runtime):
     packages = ("mnn",)
     sparse = False
 
-    def check_available(self):
-        _import_or_missing("MNN")
-        _import_or_missing("_tools")
+    modules = ("MNN", "_tools")
 
     def convert(self, model_path, work_dir):
         """Runs MNN's converter on the .tflite; returns the .mnn path.
@@ -280,10 +280,7 @@ class Tvm(Runtime):
     packages = ("apache-tvm", "onnx", "tf2onnx")
     uses_onnx = True
 
-    def check_available(self):
-        _import_or_missing("tvm")
-        _import_or_missing("onnx")
-        _import_or_missing("tf2onnx")
+    modules = ("tvm", "onnx", "tf2onnx")
 
     def prepare(self, model_path, threads, work_dir):
         # The TVM thread pool reads this when it starts (first run).

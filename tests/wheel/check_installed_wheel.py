@@ -126,18 +126,9 @@ def check_system_libraries_hidden():
     return f"{len(hidden)} files read as empty: {', '.join(os.path.basename(p) for p in hidden)}"
 
 
-def run(interpreter, x):
-    detail = interpreter.get_input_details()[0]
-    if tuple(detail["shape"]) != x.shape:
-        interpreter.resize_tensor_input(detail["index"], list(x.shape))
-        interpreter.allocate_tensors()
-    interpreter.set_tensor(detail["index"], x)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
-
-
 def check_model(models_dir, case, kernel):
     from cocopie_keras import delegate
+    from cocopie_keras.bench.timing import run
 
     with open(os.path.join(models_dir, case["model"]), "rb") as f:
         model = f.read()
