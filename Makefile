@@ -148,4 +148,4 @@ bazel: $(VENV)/.deps-stamp
 	bash tools/bazel/build.sh
 
 clean:
-	rm -rf $(OUT) build *.egg-info $(DELEGATE_LIB)
+	rm -rf $(OUT) build *.egg-info $(DELEGATE_LIB) converter/lr_fbs
