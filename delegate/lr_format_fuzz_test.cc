@@ -1,13 +1,12 @@
 // Fuzzing the LR parser: FlatBuffers' verifier on the generated code, then
 // the semantic checks.
 //
-// LLVMFuzzerTestOneInput is a libFuzzer entry point: build it with
-//   flatc --cpp -o gen/schema schema/cocopie_lr.fbs
-//   clang++ -std=c++17 -fsanitize=fuzzer,address -I. -Igen -DCOCOPIE_LIBFUZZER \
-//     $(ls delegate/*.cc | grep -v _test.cc) delegate/lr_format_fuzz_test.cc \
-//     -lhwy -lpthreadpool -o lr_fuzz
-// for open-ended fuzzing (the parser copies tuning records with
-// kernel_tuning.cc, which needs the rest of the delegate). Without libFuzzer (g++, CI), the gtest below drives
+// LLVMFuzzerTestOneInput is a libFuzzer entry point: generate the schema's
+// header (flatc --cpp -o gen/schema schema/cocopie_lr.fbs), then build
+//   clang++ -std=c++17 -fsanitize=fuzzer,address -I. -Igen -DCOCOPIE_LIBFUZZER
+//     delegate/lr_format.cc delegate/tuning_record.cc
+//     delegate/lr_format_fuzz_test.cc -o lr_fuzz
+// for open-ended fuzzing. Without libFuzzer (g++, CI), the gtest below drives
 // the same entry point with a bounded number of mutations of valid LRs, under
 // AddressSanitizer in `make test`.
 #include <cstddef>

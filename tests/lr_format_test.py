@@ -154,3 +154,31 @@ def test_encode_refuses_what_decode_would_refuse():
     many[:, 1, 1] = True
     with pytest.raises(lr.LRFormatError, match="at most 254 patterns"):
         lr.encode([lr.LRLayer(0, 1, many, np.zeros((2, 2), np.uint8))])
+
+
+def test_random_mutations_are_refused_or_read_without_surprises():
+    # FlatBuffers' Python runtime has no verifier: every read is bounded by
+    # lr_schema, so an edited buffer gives a layer list or an LRFormatError,
+    # never another exception.
+    record = kernel_tuning.encode([kernel_tuning.TuningEntry("AVX3", "block", 16, 12),
+                                   kernel_tuning.TuningEntry("NEON", "rows")])
+    layers = sample_layers()
+    layers[0].tuning = record
+    data = lr.encode(layers)
+    rng = np.random.default_rng(20261130)
+    read = 0
+    for _ in range(3000):
+        edited = bytearray(data)
+        for _ in range(rng.integers(1, 4)):
+            edited[rng.integers(len(edited))] = rng.integers(256)
+        try:
+            decoded = lr.decode(bytes(edited))
+        except lr.LRFormatError:
+            continue
+        read += 1
+        for layer in decoded:
+            try:
+                kernel_tuning.decode(layer.tuning)
+            except kernel_tuning.TuningFormatError:
+                pass
+    assert 0 < read < 3000
