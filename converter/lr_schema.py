@@ -14,7 +14,7 @@ the runtime, or a loop over a length of four billion.
 import struct
 
 try:
-    from cocopie_keras.converter.lr_fbs import KernelKind, LoopOrder  # noqa: F401
+    # Re-exported: lr.py and kernel_tuning.py use them as schema.<Table>.
     from cocopie_keras.converter.lr_fbs import (Layer, LayerwiseRepresentation, TuningEntry,
                                                 TuningRecord)
 except ImportError as error:  # a source checkout that was never built
