@@ -7,12 +7,19 @@ PY     := $(VENV)/bin/python
 OUT    := out
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-APT_PACKAGES := g++ libhwy-dev libpthreadpool-dev libgtest-dev
+APT_PACKAGES := g++ libhwy-dev libpthreadpool-dev libgtest-dev flatbuffers-compiler \
+  libflatbuffers-dev
 DELEGATE_SRCS := $(filter-out %_test.cc,$(wildcard delegate/*.cc))
 DELEGATE_HDRS := $(wildcard delegate/*.h)
 DELEGATE_TESTS := $(wildcard delegate/*_test.cc)
 DELEGATE_LIB := cocopie_keras/libcocopie_delegate.so
-CXXFLAGS_TEST := -std=c++17 -O1 -g -I. -fsanitize=address,undefined -fno-omit-frame-pointer
+# The C++ code flatc generates from the LR schema, included by the delegate
+# as "schema/cocopie_lr_generated.h" (never kept in the source tree).
+LR_SCHEMA := schema/cocopie_lr.fbs
+GENERATED := $(OUT)/generated
+LR_HEADER := $(GENERATED)/schema/cocopie_lr_generated.h
+CXXFLAGS_TEST := -std=c++17 -O1 -g -I. -I$(GENERATED) -fsanitize=address,undefined \
+  -fno-omit-frame-pointer
 REQUIREMENTS := $(sort $(wildcard requirements*.txt))
 # Measured from a fresh clone on a machine with empty apt and pip caches.
 COLD_MACHINE_DEMO_TIME := about 8 min
@@ -37,7 +44,9 @@ TEST_STEPS := test-cc test-asan bazel
 all: install
 
 # --- set-up ------------------------------------------------------------------
-$(OUT)/.apt-stamp:
+# Re-checked when the Makefile changes (APT_PACKAGES may have grown); only
+# missing packages are installed.
+$(OUT)/.apt-stamp: Makefile
 	@mkdir -p $(OUT)
 	@$(call apt_install,$(APT_PACKAGES))
 	@touch $@
@@ -50,7 +59,7 @@ $(VENV)/.deps-stamp: $(REQUIREMENTS) | $(OUT)/.apt-stamp
 
 # The delegate library is built by setup.py (the same path `pip install .`
 # takes); rebuilt whenever a delegate source changes.
-$(DELEGATE_LIB): $(DELEGATE_SRCS) $(DELEGATE_HDRS) setup.py $(VENV)/.deps-stamp
+$(DELEGATE_LIB): $(DELEGATE_SRCS) $(DELEGATE_HDRS) $(LR_SCHEMA) setup.py $(VENV)/.deps-stamp
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	@touch $@
 
@@ -82,13 +91,17 @@ test:
 	@$(PY) tools/test_summary.py $(TEST_LOGS) $(TEST_STEPS) test-python
 
 # --- pieces ----------------------------------------------------------------------
+$(LR_HEADER): $(LR_SCHEMA) | $(OUT)/.apt-stamp
+	@mkdir -p $(@D)
+	flatc --cpp -o $(@D) $<
+
 # Kernel and LR-parser unit tests, under AddressSanitizer + UBSan.
 # One object per source, compiled once (position-independent, hidden
 # symbols) for both the unit-test binary and the ASan library, in parallel.
 SANITIZED_OBJ := $(OUT)/sanitized
 SANITIZED_SRC_OBJS := $(patsubst delegate/%.cc,$(SANITIZED_OBJ)/%.o,$(DELEGATE_SRCS))
 SANITIZED_TEST_OBJS := $(patsubst delegate/%.cc,$(SANITIZED_OBJ)/%.o,$(DELEGATE_TESTS))
-$(SANITIZED_OBJ)/%.o: delegate/%.cc $(DELEGATE_HDRS) | $(OUT)/.apt-stamp
+$(SANITIZED_OBJ)/%.o: delegate/%.cc $(DELEGATE_HDRS) $(LR_HEADER) | $(OUT)/.apt-stamp
 	@mkdir -p $(@D)
 	g++ $(CXXFLAGS_TEST) -fPIC -fvisibility=hidden -c $< -o $@
 
@@ -99,9 +112,10 @@ $(OUT)/cc_tests: $(SANITIZED_SRC_OBJS) $(SANITIZED_TEST_OBJS)
 # test-cc runs it once on a tiny layer so that it keeps building and running.
 KERNEL_BENCH := $(OUT)/pattern_conv_bench
 KERNEL_BENCH_SRCS := delegate/bench/pattern_conv_bench.cc delegate/pattern_conv.cc \
-  delegate/pattern_conv_simd.cc delegate/pattern_conv_block.cc delegate/lr_format.cc
-$(KERNEL_BENCH): $(KERNEL_BENCH_SRCS) $(DELEGATE_HDRS) | $(OUT)/.apt-stamp
-	g++ -std=c++17 -O3 -I. -Wall -Werror $(KERNEL_BENCH_SRCS) -o $@ -lhwy -lpthreadpool -lpthread
+  delegate/pattern_conv_simd.cc delegate/pattern_conv_block.cc delegate/lr_format.cc \
+  delegate/tuning_record.cc
+$(KERNEL_BENCH): $(KERNEL_BENCH_SRCS) $(DELEGATE_HDRS) $(LR_HEADER) | $(OUT)/.apt-stamp
+	g++ -std=c++17 -O3 -I. -I$(GENERATED) -Wall -Werror $(KERNEL_BENCH_SRCS) -o $@ -lhwy -lpthreadpool -lpthread
 
 bench-kernels: $(KERNEL_BENCH)
 	$(KERNEL_BENCH) --threads 2
@@ -134,4 +148,4 @@ bazel: $(VENV)/.deps-stamp
 	bash tools/bazel/build.sh
 
 clean:
-	rm -rf $(OUT) build *.egg-info $(DELEGATE_LIB)
+	rm -rf $(OUT) build *.egg-info $(DELEGATE_LIB) converter/lr_fbs

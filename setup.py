@@ -10,18 +10,74 @@ Python 3 (``py3-none-<platform>``). It links Debian's Highway and pthreadpool
 (shared only: Debian ships no static archives of either); ``make wheel``
 (mk/wheel.mk) copies them into the wheel with ``auditwheel repair``, which
 makes it a manylinux wheel that runs without them.
+
+The LR's FlatBuffers schema (schema/cocopie_lr.fbs) is compiled at build
+time by ``flatc`` (Debian: flatbuffers-compiler, with the headers of
+libflatbuffers-dev): build_py generates the Python package
+``cocopie_keras.converter.lr_fbs`` (into converter/lr_fbs in the source
+tree, so that editable installs see it too; it is git-ignored) and build_ext
+the C++ header the delegate includes as "schema/cocopie_lr_generated.h".
 """
 
 import glob
 import os
+import shutil
+import subprocess
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 from setuptools import Extension, find_packages, setup
 from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+from setuptools.command.egg_info import egg_info
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIBRARY_NAME = "libcocopie_delegate.so"
+SCHEMA = os.path.join("schema", "cocopie_lr.fbs")
+# The schema's namespace, which is where flatc puts the Python modules.
+SCHEMA_PACKAGE = "cocopie_keras.converter.lr_fbs"
+
+
+def run_flatc(language, out_dir):
+    """Runs ``flatc <language>`` on the schema, writing into ``out_dir``."""
+    flatc = os.environ.get("FLATC") or shutil.which("flatc")
+    if not flatc:
+        raise RuntimeError(
+            "Expected the FlatBuffers compiler flatc, which generates the LR code "
+            f"from {SCHEMA} (Debian: apt-get install flatbuffers-compiler "
+            "libflatbuffers-dev; `make install` does this). Received: no flatc on PATH "
+            "and FLATC unset")
+    subprocess.run([flatc, language, "-o", out_dir, os.path.join(HERE, SCHEMA)], check=True)
+
+
+def generate_python_schema():
+    """Writes the generated package into the source tree (git-ignored)."""
+    # package_dir puts cocopie_keras.converter in the folder converter/.
+    target = os.path.join(HERE, "converter", "lr_fbs")
+    with tempfile.TemporaryDirectory() as scratch:
+        # flatc also writes empty __init__.py files for the enclosing
+        # packages: only the schema's own package is taken from scratch.
+        run_flatc("--python", scratch)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(os.path.join(scratch, *SCHEMA_PACKAGE.split(".")), target)
+
+
+class BuildPy(build_py):
+    """Generates ``cocopie_keras.converter.lr_fbs`` from the schema first."""
+
+    def run(self):
+        generate_python_schema()
+        super().run()
+
+
+class EggInfo(egg_info):
+    """Generates the schema's package first: the metadata lists its files
+    (and setuptools refuses a listed package whose folder is missing)."""
+
+    def run(self):
+        generate_python_schema()
+        super().run()
 
 
 def delegate_sources():
@@ -52,6 +108,13 @@ class BuildDelegate(build_ext):
                 "(Debian: apt-get install libhwy-dev libpthreadpool-dev; "
                 "`make install` does this)."
             )
+        if not os.path.exists("/usr/include/flatbuffers/flatbuffers.h"):
+            raise RuntimeError(
+                "The delegate needs the FlatBuffers headers (Debian: apt-get install "
+                "libflatbuffers-dev flatbuffers-compiler; `make install` does this).")
+        generated = os.path.join(self.build_temp, "generated")
+        run_flatc("--cpp", os.path.join(generated, "schema"))
+        ext.include_dirs = list(ext.include_dirs) + [generated]
         compile_on_every_core(self.compiler)
         super().build_extension(ext)
 
@@ -97,7 +160,7 @@ delegate = Extension(
     extra_compile_args=["-std=c++17", "-O3", "-fvisibility=hidden", "-Wall", "-g0"],
     extra_link_args=["-Wl,--no-undefined", "-s"],
     libraries=["hwy", "pthreadpool", "pthread"],
-    depends=glob.glob(os.path.join("delegate", "*.h")),
+    depends=glob.glob(os.path.join("delegate", "*.h")) + [SCHEMA],
 )
 
 setup(
@@ -108,13 +171,21 @@ setup(
         "pattern-specialized kernels"
     ),
     python_requires=">=3.10",
-    packages=find_packages(include=["cocopie_keras", "cocopie_keras.*"])
-    + ["cocopie_keras.converter"],
+    packages=sorted(
+        set(find_packages(include=["cocopie_keras", "cocopie_keras.*"]))
+        | {"cocopie_keras.converter", SCHEMA_PACKAGE}
+    ),
     package_dir={"cocopie_keras.converter": "converter"},
     ext_modules=[delegate],
-    cmdclass={"build_ext": BuildDelegate, "bdist_wheel": PlatformWheel},
+    cmdclass={
+        "build_py": BuildPy,
+        "egg_info": EggInfo,
+        "build_ext": BuildDelegate,
+        "bdist_wheel": PlatformWheel,
+    },
     install_requires=[
         "numpy",
+        "flatbuffers>=2.0",
         "tensorflow>=2.16",
         "keras>=3",
         "ai-edge-litert>=1.2",

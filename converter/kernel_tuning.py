@@ -1,18 +1,22 @@
 """The delegate's per-layer kernel tuning record, stored in the LR.
 
-The LR keeps it as opaque bytes per layer (``LRLayer.tuning``); the delegate
-(``delegate/kernel_tuning.h``) reads it, and ``cocopie tune-kernels`` writes
-it. One entry per SIMD target, so a file tuned on several kinds of CPU keeps
-each one's choice. Little-endian layout:
+The record is the schema's ``TuningRecord`` table (``schema/cocopie_lr.fbs``):
+one ``TuningEntry`` per SIMD target, so a file tuned on several kinds of CPU
+keeps each one's choice. In the LR each layer holds it as a table; on its own
+(``LRLayer.tuning``, the delegate's tuning cache and its ``"record"`` report)
+it is a size-prefixed FlatBuffer with the identifier ``CPTR``, which
+``encode`` and ``decode`` write and read. The delegate
+(``delegate/kernel_tuning.h``) reads it, and ``cocopie tune-kernels`` writes it.
 
-* ``u8 version`` (1), ``u8 num_entries`` (1 to 16);
-* per entry, 24 bytes: ``char target[16]`` (Highway target name such as
-  ``"AVX3"`` or ``"NEON"``, NUL-padded, printable ASCII, unique),
-  ``u8 kernel`` (0 = rows, 1 = block), ``u8 channel_block`` (8, 16, 32),
-  ``u8 tile_pixels`` (1..32), ``u8 tiles_per_task`` (1..64),
-  ``u16 chunk_kib`` (input-channel chunk, 0 = one chunk), ``u8 loop_order``
-  (0 = channel blocks outer, 1 = pixels outer), ``u8 threads`` (threads it was
-  tuned with, advisory). A rows entry has zeros in every block field.
+Rules on the entries (1 to 16 of them):
+
+* ``target``: Highway target name such as ``"AVX3"`` or ``"NEON"``, 1 to 15
+  printable ASCII characters, unique in the record;
+* ``kernel``: rows or block; a rows entry has zeros in every block field;
+* block fields: ``channel_block`` 8, 16 or 32, ``tile_pixels`` 1..32,
+  ``tiles_per_task`` 1..64, ``chunk_kib`` (input-channel chunk, 0 = one
+  chunk) 0 or 1..4096, ``loop_order`` blocks or pixels outer;
+* ``threads``: threads it was tuned with, advisory.
 
 The delegate ignores a record that breaks any rule (with one message) and
 falls back to its cache or built-in choice: a bad record costs speed, never
@@ -25,12 +29,16 @@ Example:
     12
 """
 
+import collections
 import dataclasses
-import struct
 
-VERSION = 1
+import flatbuffers
+
+from cocopie_keras.converter import lr_schema as schema
+
 MAX_ENTRIES = 16
 TARGET_BYTES = 16
+"""A target name has fewer characters than this (it was a NUL-padded field)."""
 MAX_TILES_PER_TASK = 64
 MAX_TILE_PIXELS = 32
 CHANNEL_BLOCKS = (8, 16, 32)
@@ -39,7 +47,13 @@ LOOP_ORDERS = ("blocks", "pixels")
 MIN_CHUNK_KIB = 1
 MAX_CHUNK_KIB = 4096
 
-_ENTRY = struct.Struct("<16sBBBBHBB")
+# One entry's fields as the schema stores them, before any rule is applied.
+RawEntry = collections.namedtuple(
+    "RawEntry", "target kernel channel_block tile_pixels tiles_per_task chunk_kib "
+    "loop_order threads")
+# Vtable slots of the fields read by hand (schema field index i: 4 + 2 * i).
+_ENTRIES_SLOT = 4
+_TARGET_SLOT = 4
 
 
 class TuningFormatError(ValueError):
@@ -118,6 +132,91 @@ def _check(entry):
             f"Received: loop_order={entry.loop_order!r}")
 
 
+def write_record(builder, raw_entries):
+    """Writes a ``TuningRecord`` table of ``RawEntry`` items; its offset.
+
+    Fields are written as given (no rule is applied): the LR keeps whatever
+    record a layer carries, and the delegate judges it.
+    """
+    tables = []
+    for raw in raw_entries:
+        target = builder.CreateString(raw.target)
+        # Fields in the order of the generated C++ CreateTuningEntry (widest
+        # first), so that both languages write the same bytes.
+        t = schema.TuningEntry
+        t.Start(builder)
+        t.AddTarget(builder, target)
+        t.AddChunkKib(builder, raw.chunk_kib)
+        t.AddThreads(builder, raw.threads)
+        t.AddLoopOrder(builder, raw.loop_order)
+        t.AddTilesPerTask(builder, raw.tiles_per_task)
+        t.AddTilePixels(builder, raw.tile_pixels)
+        t.AddChannelBlock(builder, raw.channel_block)
+        t.AddKernel(builder, raw.kernel)
+        tables.append(t.End(builder))
+    schema.TuningRecord.StartEntriesVector(builder, len(tables))
+    for table in reversed(tables):  # the builder writes back to front
+        builder.PrependUOffsetTRelative(table)
+    entries = builder.EndVector()
+    schema.TuningRecord.Start(builder)
+    schema.TuningRecord.AddEntries(builder, entries)
+    return schema.TuningRecord.End(builder)
+
+
+def read_record(record, what="tuning record"):
+    """The ``RawEntry`` items of a ``TuningRecord`` table, bounds-checked.
+
+    Raises:
+        lr_schema.SchemaBufferError: when the table does not fit its buffer.
+    """
+    schema.checked_table(record, what)
+    count = schema.checked_length(record, _ENTRIES_SLOT, 4, what)
+    raws = []
+    for i in range(count):  # at most a quarter of the buffer's bytes
+        e = schema.checked_table(record.Entries(i), f"{what} entry {i}")
+        raws.append(RawEntry(
+            schema.checked_string(e, _TARGET_SLOT, f"{what} entry {i}"), e.Kernel(),
+            e.ChannelBlock(), e.TilePixels(), e.TilesPerTask(), e.ChunkKib(),
+            e.LoopOrder(), e.Threads()))
+    return raws
+
+
+def pack(raw_entries):
+    """A lone record buffer (size-prefixed, identifier ``CPTR``); no rules applied."""
+    builder = flatbuffers.Builder(64)
+    root = write_record(builder, raw_entries)
+    return schema.finish(builder, root, schema.TUNING_IDENTIFIER)
+
+
+def unpack(data):
+    """The ``RawEntry`` items of a lone record buffer (``[]`` for ``b""``).
+
+    Raises:
+        TuningFormatError: when the bytes are not a well-formed record buffer.
+    """
+    data = bytes(data)
+    if not data:
+        return []
+    try:
+        record = schema.open_root(data, schema.TUNING_IDENTIFIER, schema.TuningRecord.TuningRecord,
+                                  "tuning record")
+        return read_record(record)
+    except schema.SchemaBufferError as error:
+        raise TuningFormatError(str(error)) from None
+    except schema.READ_ERRORS as error:
+        raise TuningFormatError(f"tuning record is malformed ({error})") from None
+
+
+def _raw(entry):
+    block = entry.kernel == "block"
+    return RawEntry(
+        entry.target.encode("ascii"), int(block),
+        entry.channel_block if block else 0, entry.tile_pixels if block else 0,
+        entry.tiles_per_task if block else 0, entry.chunk_bytes // 1024 if block else 0,
+        LOOP_ORDERS.index(entry.loop_order) if block else 0,
+        max(0, min(255, int(entry.threads))))
+
+
 def encode(entries):
     """Serializes ``TuningEntry`` objects to record bytes (``b""`` for none).
 
@@ -133,17 +232,37 @@ def encode(entries):
     targets = [e.target for e in entries]
     if len(set(targets)) != len(targets):
         raise TuningFormatError(f"Expected one entry per target. Received: {targets}")
-    out = [bytes([VERSION, len(entries)])]
     for e in entries:
         _check(e)
-        block = e.kernel == "block"
-        out.append(_ENTRY.pack(
-            e.target.encode("ascii"), int(block),
-            e.channel_block if block else 0, e.tile_pixels if block else 0,
-            e.tiles_per_task if block else 0, e.chunk_bytes // 1024 if block else 0,
-            LOOP_ORDERS.index(e.loop_order) if block else 0,
-            max(0, min(255, int(e.threads)))))
-    return b"".join(out)
+    return pack([_raw(e) for e in entries])
+
+
+def _entry(raw, i):
+    """The ``TuningEntry`` of ``raw`` (entry ``i``), after every rule."""
+    where = f"tuning record entry {i}"
+    name = raw.target
+    if not name or len(name) >= TARGET_BYTES:
+        raise TuningFormatError(
+            f"{where}: target name of {len(name)} bytes (expected 1 to {TARGET_BYTES - 1})")
+    if not all(0x21 <= c <= 0x7E for c in name):
+        raise TuningFormatError(f"{where}: target name is not ASCII")
+    if raw.kernel == 0:
+        if raw.channel_block or raw.tile_pixels or raw.tiles_per_task or raw.chunk_kib or \
+                raw.loop_order:
+            raise TuningFormatError(f"{where}: a rows-kernel entry has block-kernel fields")
+        return TuningEntry(name.decode(), "rows", 0, 0, 0, 0, "blocks", raw.threads)
+    if raw.kernel != 1:
+        raise TuningFormatError(f"{where}: kernel {raw.kernel} is unknown")
+    if raw.loop_order >= len(LOOP_ORDERS):
+        raise TuningFormatError(f"{where}: loop order {raw.loop_order} is unknown")
+    entry = TuningEntry(name.decode(), "block", raw.channel_block, raw.tile_pixels,
+                        raw.tiles_per_task, raw.chunk_kib * 1024,
+                        LOOP_ORDERS[raw.loop_order], raw.threads)
+    try:
+        _check(entry)
+    except TuningFormatError as error:
+        raise TuningFormatError(f"{where}: {error}") from None
+    return entry
 
 
 def decode(data):
@@ -152,46 +271,15 @@ def decode(data):
     Raises:
         TuningFormatError: with a one-line reason when a rule is broken.
     """
-    data = bytes(data)
+    raws = unpack(data)
     if not data:
         return []
-    if len(data) < 2:
-        raise TuningFormatError("tuning record is truncated")
-    version, count = data[0], data[1]
-    if version != VERSION:
+    if not 1 <= len(raws) <= MAX_ENTRIES:
         raise TuningFormatError(
-            f"tuning record version {version} is not supported (expected {VERSION})")
-    if not 1 <= count <= MAX_ENTRIES:
-        raise TuningFormatError(f"tuning record has {count} entries (expected 1 to {MAX_ENTRIES})")
-    if len(data) != 2 + count * _ENTRY.size:
-        raise TuningFormatError(
-            f"tuning record has {len(data)} bytes, expected {2 + count * _ENTRY.size} "
-            f"for {count} entries")
+            f"tuning record has {len(raws)} entries (expected 1 to {MAX_ENTRIES})")
     entries = []
-    for i in range(count):
-        (raw, kernel, block, tile, tiles, kib, order,
-         threads) = _ENTRY.unpack_from(data, 2 + i * _ENTRY.size)
-        name, nul, padding = raw.partition(b"\0")
-        if not nul or padding.strip(b"\0") or not name:
-            raise TuningFormatError(f"tuning record entry {i}: malformed target name")
-        if not all(0x21 <= c <= 0x7E for c in name):
-            raise TuningFormatError(f"tuning record entry {i}: target name is not ASCII")
-        if kernel == 0:
-            if block or tile or tiles or kib or order:
-                raise TuningFormatError(
-                    f"tuning record entry {i}: a rows-kernel entry has block-kernel fields")
-            entry = TuningEntry(name.decode(), "rows", 0, 0, 0, 0, "blocks", threads)
-        elif kernel == 1:
-            if order >= len(LOOP_ORDERS):
-                raise TuningFormatError(f"tuning record entry {i}: loop order {order} is unknown")
-            entry = TuningEntry(name.decode(), "block", block, tile, tiles, kib * 1024,
-                                LOOP_ORDERS[order], threads)
-            try:
-                _check(entry)
-            except TuningFormatError as error:
-                raise TuningFormatError(f"tuning record entry {i}: {error}") from None
-        else:
-            raise TuningFormatError(f"tuning record entry {i}: kernel {kernel} is unknown")
+    for i, raw in enumerate(raws):
+        entry = _entry(raw, i)
         if any(e.target == entry.target for e in entries):
             raise TuningFormatError(f"tuning record entry {i}: target {entry.target} repeats")
         entries.append(entry)

@@ -1,41 +1,47 @@
 """The layerwise representation (LR) stored in a .tflite's metadata.
 
-Version 2 is a small binary record per pattern-pruned CONV_2D, little-endian,
-the same bytes the delegate's C++ parser (``delegate/lr_format.h``) reads:
-
-* header: ``b"CPLR"``, ``u32 version``, ``u32 num_layers``
-* per layer: ``u32 op_index``, ``u32 filter_tensor``, ``u32 out_channels``,
-  ``u16 kernel_h``, ``u16 kernel_w``, ``u32 in_channels``,
-  ``u16 num_patterns``, ``u16 entries_per_pattern``, ``u16 out_group``,
-  ``u16 tuning_bytes``,
-  ``u32 pattern_mask[num_patterns]`` (bit ``r * kernel_w + c`` = cell kept),
-  ``u8 tuning[tuning_bytes]`` (the delegate's kernel tuning record),
-  ``u8 kernel_pattern[ceil(out_channels / out_group) * in_channels]``
-  (``[group][in]`` order, 255 = kernel removed by connectivity pruning).
+Version 3 is a FlatBuffer of the schema ``schema/cocopie_lr.fbs`` (root
+``LayerwiseRepresentation``, identifier ``CPLR``, size-prefixed), the same
+buffer the delegate's C++ parser (``delegate/lr_format.h``) reads. Per
+pattern-pruned convolution a ``Layer`` table holds the operator and filter
+indices, channel counts, kernel size, cells kept per pattern, the pattern
+masks (bit ``r * kernel_w + c`` = cell kept), the pattern id of every kernel
+(``[group][in]`` order, 255 = removed by connectivity pruning) and, once
+``cocopie tune-kernels`` ran, the delegate's kernel tuning record as a table
+(``converter/kernel_tuning.py``).
 
 ``out_group`` consecutive output channels share one row of pattern ids. The
 encoder picks the widest group the ids allow, so co-design pruning (one
 pattern per group of output channels and input channel) stores one row per
 group instead of one per channel.
+
+Files of LR version 2 and before (a hand-made record starting with the bytes
+``CPLR``) are refused with a message asking to convert the model again.
 """
 
 import dataclasses
 import struct
 
+import flatbuffers
 import numpy as np
 
+from cocopie_keras.converter import kernel_tuning
+from cocopie_keras.converter import lr_schema as schema
+
 METADATA_NAME = "cocopie_lr"
-VERSION = 2
-MAGIC = b"CPLR"
+VERSION = 3
+MAGIC = schema.LR_IDENTIFIER
 REMOVED_KERNEL = 255
 MAX_KERNEL_CELLS = 32
 """Largest ``kernel_h * kernel_w`` the LR describes: a pattern is a 32-bit mask."""
 MAX_PATTERNS = REMOVED_KERNEL - 1
 
-_HEADER = struct.Struct("<4sII")
-_LAYER = struct.Struct("<IIIHHIHHHH")
 # Output-channel groups the encoder tries, widest first.
 _GROUP_CANDIDATES = (64, 32, 16, 8, 4, 2)
+# Vtable slots of the vectors read with bounds checks (field i: 4 + 2 * i).
+_LAYERS_SLOT = 6
+_MASKS_SLOT = 20
+_IDS_SLOT = 22
 
 
 class LRFormatError(ValueError):
@@ -51,8 +57,9 @@ class LRLayer:
         filter_tensor: tensor index of the operator's filter.
         pattern_masks: bool ``(P, kh, kw)``.
         kernel_pattern: uint8 ``(out, in)``; ``REMOVED_KERNEL`` = removed.
-        tuning: the delegate's kernel tuning record for this layer (opaque
-            here, ``b""`` = none; written by ``cocopie tune-kernels``).
+        tuning: the delegate's kernel tuning record for this layer, as the
+            bytes ``kernel_tuning.encode`` makes (``b""`` = none; written by
+            ``cocopie tune-kernels``).
     """
 
     op_index: int
@@ -91,84 +98,134 @@ def output_group(kernel_pattern):
     return 1
 
 
+def _vector(builder, values, dtype):
+    return builder.CreateNumpyVector(np.ascontiguousarray(values, dtype=dtype).reshape(-1))
+
+
+def _write_layer(builder, layer):
+    masks = np.asarray(layer.pattern_masks, dtype=bool)
+    num_patterns, kh, kw = masks.shape
+    ids = np.asarray(layer.kernel_pattern)
+    cout, cin = ids.shape
+    if not (0 < num_patterns <= MAX_PATTERNS and 0 < kh * kw <= MAX_KERNEL_CELLS):
+        raise LRFormatError(
+            f"Expected at most {MAX_PATTERNS} patterns of at most {MAX_KERNEL_CELLS} "
+            f"cells. Received: layer for operator {layer.op_index} with {num_patterns} "
+            f"patterns of {kh}x{kw}")
+    try:
+        record = kernel_tuning.unpack(layer.tuning)
+    except kernel_tuning.TuningFormatError as error:
+        raise LRFormatError(
+            f"Expected the tuning of the layer for operator {layer.op_index} to be b'' or "
+            f"bytes from kernel_tuning.encode. Received: {error}") from None
+    group = output_group(ids)
+    weights = 1 << np.arange(kh * kw, dtype=np.uint64)
+    bits = masks.reshape(num_patterns, -1).astype(np.uint64) @ weights
+    # Children first: a table cannot be written while another one is open.
+    masks_vector = _vector(builder, bits, "<u4")
+    ids_vector = _vector(builder, ids[::group], np.uint8)
+    # A record without entries is kept as one (the delegate says it ignores it).
+    tuning = kernel_tuning.write_record(builder, record) if layer.tuning else None
+    # Fields in the order of the generated C++ CreateLayer (widest first).
+    t = schema.Layer
+    t.Start(builder)
+    if tuning is not None:
+        t.AddTuning(builder, tuning)
+    t.AddKernelPattern(builder, ids_vector)
+    t.AddPatternMasks(builder, masks_vector)
+    t.AddInChannels(builder, cin)
+    t.AddOutChannels(builder, cout)
+    t.AddFilterTensor(builder, layer.filter_tensor)
+    t.AddOpIndex(builder, layer.op_index)
+    t.AddOutGroup(builder, group)
+    t.AddEntriesPerPattern(builder, layer.entries)
+    t.AddKernelW(builder, kw)
+    t.AddKernelH(builder, kh)
+    return t.End(builder)
+
+
 def encode(layers):
-    """Serializes a list of ``LRLayer`` to LR version-2 bytes."""
-    out = [_HEADER.pack(MAGIC, VERSION, len(layers))]
-    for layer in layers:
-        masks = np.asarray(layer.pattern_masks, dtype=bool)
-        num_patterns, kh, kw = masks.shape
-        ids = np.asarray(layer.kernel_pattern)
-        cout, cin = ids.shape
-        if not (0 < num_patterns <= MAX_PATTERNS and 0 < kh * kw <= MAX_KERNEL_CELLS):
-            raise LRFormatError(
-                f"Expected at most {MAX_PATTERNS} patterns of at most {MAX_KERNEL_CELLS} "
-                f"cells. Received: layer for operator {layer.op_index} with {num_patterns} "
-                f"patterns of {kh}x{kw}")
-        group = output_group(ids)
-        tuning = bytes(layer.tuning)
-        if len(tuning) > 0xFFFF:
-            raise LRFormatError(f"tuning record of {len(tuning)} bytes is too long")
-        out.append(
-            _LAYER.pack(
-                layer.op_index, layer.filter_tensor, cout, kh, kw, cin,
-                num_patterns, layer.entries, group, len(tuning),
-            )
-        )
-        weights = 1 << np.arange(kh * kw, dtype=np.uint64)
-        bits = masks.reshape(num_patterns, -1).astype(np.uint64) @ weights
-        out.append(bits.astype("<u4").tobytes())
-        out.append(tuning)
-        out.append(ids[::group].astype(np.uint8).tobytes())
-    return b"".join(out)
+    """Serializes a list of ``LRLayer`` to an LR version-3 buffer."""
+    builder = flatbuffers.Builder(1024)
+    tables = [_write_layer(builder, layer) for layer in layers]
+    schema.LayerwiseRepresentation.StartLayersVector(builder, len(tables))
+    for table in reversed(tables):  # the builder writes back to front
+        builder.PrependUOffsetTRelative(table)
+    layers_vector = builder.EndVector()
+    schema.LayerwiseRepresentation.Start(builder)
+    schema.LayerwiseRepresentation.AddVersion(builder, VERSION)
+    schema.LayerwiseRepresentation.AddLayers(builder, layers_vector)
+    root = schema.LayerwiseRepresentation.End(builder)
+    return schema.finish(builder, root, MAGIC)
+
+
+def _refuse_old_versions(data):
+    """LR version 2 and before started with the magic itself, then the version."""
+    if data[:4] != MAGIC:
+        return
+    version = struct.unpack_from("<I", data, 4)[0] if len(data) >= 8 else "2 or older"
+    raise LRFormatError(
+        f"LR version {version} is no longer read; convert the model again with this "
+        f"release (it writes and reads LR version {VERSION})")
+
+
+def _read_layer(table, index):
+    where = f"LR layer {index}"
+    schema.checked_table(table, where)
+    kh, kw, cout, cin = table.KernelH(), table.KernelW(), table.OutChannels(), table.InChannels()
+    entries, group = table.EntriesPerPattern(), table.OutGroup()
+    num_patterns = schema.checked_length(table, _MASKS_SLOT, 4, where)
+    num_ids = schema.checked_length(table, _IDS_SLOT, 1, where)
+    if not (0 < num_patterns <= MAX_PATTERNS and 0 < kh * kw <= MAX_KERNEL_CELLS):
+        raise LRFormatError(f"{where}: pattern table out of range")
+    if cout == 0 or cin == 0:
+        raise LRFormatError(f"{where}: channel counts out of range (out={cout}, in={cin})")
+    if not 0 < group <= cout:
+        raise LRFormatError(f"{where}: output-channel group {group} out of range")
+    rows = -(-cout // group)
+    if num_ids != rows * cin:
+        raise LRFormatError(
+            f"{where}: {num_ids} kernel pattern ids, expected {rows * cin}")
+    bits = table.PatternMasksAsNumpy().astype(np.uint64)
+    masks = ((bits[:, None] >> np.arange(kh * kw, dtype=np.uint64)) & 1).astype(bool)
+    if (bits >> np.uint64(kh * kw)).any() or np.any(masks.sum(axis=1) != entries):
+        raise LRFormatError(f"{where}: a pattern does not keep {entries} cells")
+    rows_ids = table.KernelPatternAsNumpy().reshape(rows, cin)
+    if np.any((rows_ids != REMOVED_KERNEL) & (rows_ids >= num_patterns)):
+        raise LRFormatError(f"{where}: pattern id out of range")
+    ids = np.repeat(rows_ids, group, axis=0)[:cout]
+    record = table.Tuning()
+    tuning = b"" if record is None else kernel_tuning.pack(
+        kernel_tuning.read_record(record, f"{where} tuning record"))
+    return LRLayer(table.OpIndex(), table.FilterTensor(), masks.reshape(-1, kh, kw),
+                   ids.copy(), tuning)
 
 
 def decode(data):
-    """Parses LR bytes, validating every count; the inverse of ``encode``.
+    """Parses an LR buffer, validating every count; the inverse of ``encode``.
 
     Raises:
         LRFormatError: with a one-line reason when the bytes are malformed.
     """
     data = bytes(data)
-    if len(data) < _HEADER.size:
-        raise LRFormatError("LR header is truncated")
-    magic, version, num_layers = _HEADER.unpack_from(data, 0)
-    if magic != MAGIC:
-        raise LRFormatError("LR does not start with the CPLR magic")
-    if version != VERSION:
-        raise LRFormatError(
-            f"LR version {version} is not supported (expected {VERSION})"
-        )
-    pos = _HEADER.size
-    layers = []
-    for index in range(num_layers):
-        if len(data) - pos < _LAYER.size:
-            raise LRFormatError(f"LR layer {index}: truncated header")
-        (op, tensor, cout, kh, kw, cin, num_patterns, entries, group,
-         tuning_bytes) = _LAYER.unpack_from(data, pos)
-        pos += _LAYER.size
-        if not (0 < num_patterns <= MAX_PATTERNS and 0 < kh * kw <= MAX_KERNEL_CELLS):
-            raise LRFormatError(f"LR layer {index}: pattern table out of range")
-        if not 0 < group <= cout:
-            raise LRFormatError(f"LR layer {index}: output-channel group {group} out of range")
-        rows = -(-cout // group)
-        mask_bytes, id_bytes = 4 * num_patterns, rows * cin
-        if len(data) - pos < mask_bytes + tuning_bytes + id_bytes:
-            raise LRFormatError(f"LR layer {index}: truncated body")
-        bits = np.frombuffer(data, "<u4", num_patterns, pos)
-        pos += mask_bytes
-        masks = ((bits[:, None] >> np.arange(kh * kw)) & 1).astype(bool)
-        if (bits >> (kh * kw)).any() or np.any(masks.sum(axis=1) != entries):
+    _refuse_old_versions(data)
+    try:
+        root = schema.open_root(data, MAGIC, schema.LayerwiseRepresentation.LayerwiseRepresentation,
+                                "LR")
+        if root.Version() != VERSION:
             raise LRFormatError(
-                f"LR layer {index}: a pattern does not keep {entries} cells"
-            )
-        tuning = data[pos:pos + tuning_bytes]
-        pos += tuning_bytes
-        rows_ids = np.frombuffer(data, np.uint8, id_bytes, pos).reshape(rows, cin)
-        pos += id_bytes
-        if np.any((rows_ids != REMOVED_KERNEL) & (rows_ids >= num_patterns)):
-            raise LRFormatError(f"LR layer {index}: pattern id out of range")
-        ids = np.repeat(rows_ids, group, axis=0)[:cout]
-        layers.append(LRLayer(op, tensor, masks.reshape(-1, kh, kw), ids.copy(), tuning))
-    if pos != len(data):
-        raise LRFormatError(f"LR has {len(data) - pos} trailing bytes")
+                f"LR version {root.Version()} is not supported (expected {VERSION})")
+        count = schema.checked_length(root, _LAYERS_SLOT, 4, "LR")
+        layers = [_read_layer(root.Layers(i), i) for i in range(count)]
+    except LRFormatError:
+        raise
+    except schema.SchemaBufferError as error:
+        raise LRFormatError(str(error)) from None
+    except schema.READ_ERRORS as error:
+        raise LRFormatError(f"LR is malformed ({error})") from None
+    seen = set()
+    for layer in layers:
+        if layer.op_index in seen:
+            raise LRFormatError(f"LR describes operator {layer.op_index} twice")
+        seen.add(layer.op_index)
     return layers

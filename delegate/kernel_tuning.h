@@ -14,24 +14,24 @@
 // tuning=off skips all of it; kernel=rows|reference forces a kernel and is
 // never tuned, kernel=block tunes among block variants only.
 //
-// Tuning record (the LR's opaque per-layer `tuning` bytes), little-endian:
-//   u8  version            1
-//   u8  num_entries        1..kMaxTuningEntries, one per SIMD target
-//   entry (24 bytes):
-//     char target[16]      Highway target name ("AVX3", "AVX2", "NEON", ...),
-//                          NUL-padded, printable ASCII, unique in the record
-//     u8   kernel          0 = rows, 1 = block
-//     u8   channel_block   block: 8 | 16 | 32; rows: 0
-//     u8   tile_pixels     block: 1..32; rows: 0
-//     u8   tiles_per_task  block: 1..kMaxTilesPerTask; rows: 0
-//     u16  chunk_kib       block: input-channel chunk in KiB, 0 = one chunk;
-//                          rows: 0
-//     u8   loop_order      block: 0 = blocks outer, 1 = pixels outer; rows: 0
-//     u8   threads         threads it was tuned with (0 = unknown); advisory
+// Tuning record: the schema's TuningRecord table (schema/cocopie_lr.fbs),
+// one TuningEntry per SIMD target. Each LR layer holds one as a table; on
+// its own (LrLayer::tuning, cache files, the C API's report) it is a
+// size-prefixed FlatBuffer with the identifier "CPTR" (kTuningRecordIdentifier).
+// Rules on its entries (1..kMaxTuningEntries of them):
+//   target          Highway target name ("AVX3", "AVX2", "NEON", ...), 1 to
+//                   kTuningTargetBytes - 1 printable ASCII, unique in the record
+//   kernel          rows | block
+//   channel_block   block: 8 | 16 | 32; rows: 0
+//   tile_pixels     block: 1..32; rows: 0
+//   tiles_per_task  block: 1..kMaxTilesPerTask; rows: 0
+//   chunk_kib       block: input-channel chunk in KiB, 0 = one chunk; rows: 0
+//   loop_order      block: blocks outer | pixels outer; rows: blocks
+//   threads         threads it was tuned with (0 = unknown); advisory
 // A record that breaks any of these rules is ignored as a whole (one message
 // on stderr), as is an entry this CPU cannot run (e.g. a tile size its
 // target does not compile): the layer then falls back to the next source.
-// Python's codec is cocopie_keras.converter.tuning.
+// Python's codec is cocopie_keras.converter.kernel_tuning.
 #ifndef COCOPIE_DELEGATE_KERNEL_TUNING_H_
 #define COCOPIE_DELEGATE_KERNEL_TUNING_H_
 
@@ -64,10 +64,10 @@ struct KernelTuning {
   }
 };
 
-inline constexpr int kTuningRecordVersion = 1;
+inline constexpr char kTuningRecordIdentifier[] = "CPTR";
 inline constexpr int kMaxTuningEntries = 16;
+// A target name is shorter than this (it once was a NUL-padded field).
 inline constexpr size_t kTuningTargetBytes = 16;
-inline constexpr size_t kTuningEntryBytes = kTuningTargetBytes + 8;
 
 struct TuningRecordEntry {
   std::string target;  // Highway target name
@@ -75,15 +75,36 @@ struct TuningRecordEntry {
   int threads = 0;
 };
 
-// Serializes `entries` (see the layout above). Entries must be valid.
+// One entry's fields as the schema stores them, before any rule is applied:
+// what the LR carries and the delegate then judges.
+struct RawTuningEntry {
+  std::string target;
+  uint8_t kernel = 0;  // KernelKind
+  uint8_t channel_block = 0;
+  uint8_t tile_pixels = 0;
+  uint8_t tiles_per_task = 0;
+  uint16_t chunk_kib = 0;
+  uint8_t loop_order = 0;  // BlockLoopOrder
+  uint8_t threads = 0;
+};
+
+// A lone record buffer holding `raw` as given (no rule is applied).
+std::vector<uint8_t> PackTuningRecord(const std::vector<RawTuningEntry>& raw);
+
+// Serializes `entries` (see the rules above). Entries must be valid.
 std::vector<uint8_t> EncodeTuningRecord(const std::vector<TuningRecordEntry>& entries);
 
 // The encoded record as lowercase hex (cache files, the C API's report).
 std::string TuningRecordHex(const std::vector<TuningRecordEntry>& entries);
 
-// Parses a record, checking every rule above; false with *error otherwise.
+// Parses a lone record buffer (verified against the schema), checking every
+// rule above; false with *error otherwise.
 bool DecodeTuningRecord(const uint8_t* data, size_t size,
                         std::vector<TuningRecordEntry>* entries, std::string* error);
+
+// The rules above applied to entries as stored; false with *error otherwise.
+bool CheckTuningRecord(const std::vector<RawTuningEntry>& raw,
+                       std::vector<TuningRecordEntry>* entries, std::string* error);
 
 // Shape, strides, dilation, padding and a hash of the kept-tap structure
 // (which kernels are kept, with which pattern): everything but the weight
@@ -101,7 +122,8 @@ bool DecodeTuningRecordHex(const std::string& hex, std::vector<TuningRecordEntry
 // Tuned choices by key (signature | CPU | threads), optionally backed by a
 // text file (tuning_cache.cc): a header line (kTuningCacheHeader), then one
 // line per choice, "<key>\t<record hex>", the value a one-entry tuning
-// record; a later line for a key replaces an earlier one.
+// record; a later line for a key replaces an earlier one. A cache of an
+// older release (kTuningCacheV1Header) counts as empty and is rewritten.
 //
 // The path is the user's, so the file is handled with care: it is never
 // followed through a symbolic link, never opened unless it is a regular file
@@ -115,7 +137,10 @@ bool DecodeTuningRecordHex(const std::string& hex, std::vector<TuningRecordEntry
 // unreadable lines or mostly superseded entries is compacted the same way
 // and renamed over the old one. Only that temporary file, removed at once,
 // is ever written beside the cache.
-inline constexpr char kTuningCacheHeader[] = "# cocopie kernel tuning cache v1";
+inline constexpr char kTuningCacheHeader[] = "# cocopie kernel tuning cache v2";
+// Caches written before tuning records followed the LR schema: their entries
+// cannot be read, so the file is taken as an empty cache and rewritten.
+inline constexpr char kTuningCacheV1Header[] = "# cocopie kernel tuning cache v1";
 inline constexpr size_t kMaxTuningCacheBytes = size_t{16} << 20;
 
 class TuningCache {

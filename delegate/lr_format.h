@@ -1,24 +1,26 @@
 // The layerwise representation (LR) that the converter stores in a .tflite
 // file's metadata table under the name kLrMetadataName, and its parser.
 //
-// Version 2 encoding (all integers little-endian, no padding):
-//   header : magic "CPLR" | u32 version | u32 num_layers
-//   layer  : u32 op_index        (operator index in subgraph 0 == node index)
-//            u32 filter_tensor   (tensor index of the CONV_2D filter)
-//            u32 out_channels | u16 kernel_h | u16 kernel_w | u32 in_channels
-//            u16 num_patterns | u16 entries_per_pattern
-//            u16 out_group       (consecutive output channels sharing one row
-//                                 of kernel_pattern; 1 = every channel its own)
-//            u16 tuning_bytes
-//            u32 pattern_mask[num_patterns]   (bit r*kernel_w+c = cell kept)
-//            u8  tuning[tuning_bytes]         (kernel tuning record, opaque
-//                                              here; see kernel_tuning.h)
-//            u8  kernel_pattern[ceil(out_channels / out_group) * in_channels]
-//                (row-major [group][in]; kRemovedKernel = connectivity-pruned)
+// Version 3 is a size-prefixed FlatBuffer of schema/cocopie_lr.fbs (root
+// LayerwiseRepresentation, identifier "CPLR"; C++ and Python code generated
+// from it at build time). Per pattern-pruned convolution a Layer table holds:
+//   op_index            operator index in subgraph 0 == node index
+//   filter_tensor       tensor index of the CONV_2D filter
+//   out_channels, in_channels, kernel_h, kernel_w
+//   entries_per_pattern cells every pattern keeps
+//   out_group           consecutive output channels sharing one row of
+//                       kernel_pattern (1 = every channel its own)
+//   pattern_masks       u32 per pattern, bit r*kernel_w+c = cell kept
+//   kernel_pattern      u8 per [group][in], row-major, kRemovedKernel =
+//                       connectivity-pruned
+//   tuning              the kernel tuning record (kernel_tuning.h), optional
 // Co-design pruning gives groups of output channels one pattern per input
 // channel, so out_group > 1 keeps the table a small fraction of the weights.
-// The parser bounds-checks every read and every count before trusting it: a
-// malformed entry is an error, never an out-of-range access.
+// The parser runs FlatBuffers' verifier (every offset, vector and string
+// inside the buffer) and then checks every count and value before trusting
+// it: a malformed LR is an error, never an out-of-range access. LRs of
+// version 2 and before (a hand-made record starting with "CPLR") are refused
+// with a message asking to convert the model again.
 #ifndef COCOPIE_DELEGATE_LR_FORMAT_H_
 #define COCOPIE_DELEGATE_LR_FORMAT_H_
 
@@ -31,12 +33,16 @@
 namespace cocopie {
 
 inline constexpr char kLrMetadataName[] = "cocopie_lr";
-inline constexpr uint32_t kLrVersion = 2;
+inline constexpr uint32_t kLrVersion = 3;
 inline constexpr uint8_t kRemovedKernel = 0xFF;
 // Upper bounds that keep a hostile file from asking for absurd allocations.
-// Counts are also checked against the bytes that follow them before anything
-// is allocated for them: an LR cannot describe more than it holds.
+// Counts are also checked against the buffer's size before anything is
+// allocated for them: an LR cannot describe more than it holds.
 inline constexpr uint32_t kMaxLrLayers = 1u << 16;
+// Bytes of the smallest valid layer: its offset in the layers vector, its
+// table's vtable offset, the fields that cannot be 0 (channel counts, kernel
+// size, entries) and the offsets of its two vectors.
+inline constexpr size_t kMinLrLayerBytes = 4 + 4 + 4 + 4 + 2 + 2 + 2 + 4 + 4;
 inline constexpr uint32_t kMaxChannels = 1u << 16;
 inline constexpr uint32_t kMaxKernelCells = 32;  // pattern masks are 32-bit
 
@@ -50,7 +56,9 @@ struct LrLayer {
   int entries_per_pattern = 0;
   int out_group = 1;
   std::vector<uint32_t> pattern_masks;
-  std::vector<uint8_t> tuning;          // opaque kernel tuning record
+  // The layer's kernel tuning record as a lone buffer (kernel_tuning.h),
+  // unchecked until used; empty = none.
+  std::vector<uint8_t> tuning;
   std::vector<uint8_t> kernel_pattern;  // [out / out_group][in]
 
   uint8_t PatternOf(int out_channel, int in_channel) const {

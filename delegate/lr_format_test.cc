@@ -6,42 +6,84 @@
 #include <string>
 #include <vector>
 
+#include "delegate/kernel_tuning.h"
+#include "delegate/lr_schema.h"
 #include "gtest/gtest.h"
 
 namespace cocopie {
 namespace {
 
-// Builds LR bytes field by field, the way the converter writes them.
+// Builds LR buffers with the schema's generated builder, the way the
+// converter writes them; fields are written as given, so that tests can
+// write what the converter never would.
 class LrBuilder {
  public:
-  LrBuilder& Header(uint32_t version, uint32_t layers) {
-    bytes_.insert(bytes_.end(), {'C', 'P', 'L', 'R'});
-    return U32(version).U32(layers);
-  }
+  explicit LrBuilder(uint32_t version = kLrVersion) : version_(version) {}
   LrBuilder& Layer(uint32_t op, uint32_t tensor, uint32_t out_c, uint16_t kh,
                    uint16_t kw, uint32_t in_c, std::vector<uint32_t> masks,
                    uint16_t entries, std::vector<uint8_t> ids,
-                   uint16_t out_group = 1, std::vector<uint8_t> tuning = {}) {
-    U32(op).U32(tensor).U32(out_c).U16(kh).U16(kw).U32(in_c);
-    U16(static_cast<uint16_t>(masks.size())).U16(entries);
-    U16(out_group).U16(static_cast<uint16_t>(tuning.size()));
-    for (uint32_t m : masks) U32(m);
-    bytes_.insert(bytes_.end(), tuning.begin(), tuning.end());
-    bytes_.insert(bytes_.end(), ids.begin(), ids.end());
+                   uint16_t out_group = 1, std::vector<RawTuningEntry> tuning = {}) {
+    const auto mask_vector = fbb_.CreateVector(masks);
+    const auto id_vector = fbb_.CreateVector(ids);
+    flatbuffers::Offset<fbs::TuningRecord> record;
+    if (!tuning.empty()) {
+      std::vector<flatbuffers::Offset<fbs::TuningEntry>> entries_of_record;
+      for (const RawTuningEntry& e : tuning) {
+        entries_of_record.push_back(fbs::CreateTuningEntry(
+            fbb_, fbb_.CreateString(e.target), static_cast<fbs::KernelKind>(e.kernel),
+            e.channel_block, e.tile_pixels, e.tiles_per_task, e.chunk_kib,
+            static_cast<fbs::LoopOrder>(e.loop_order), e.threads));
+      }
+      record = fbs::CreateTuningRecord(fbb_, fbb_.CreateVector(entries_of_record));
+    }
+    layers_.push_back(fbs::CreateLayer(fbb_, op, tensor, out_c, in_c, kh, kw, entries,
+                                       out_group, mask_vector, id_vector, record));
     return *this;
   }
-  LrBuilder& U32(uint32_t v) { return Raw(&v, 4); }
-  LrBuilder& U16(uint16_t v) { return Raw(&v, 2); }
-  const std::vector<uint8_t>& bytes() const { return bytes_; }
+  // The same layer table `count` more times (a buffer no converter writes).
+  LrBuilder& RepeatLast(uint32_t count) {
+    const auto last = layers_.back();
+    layers_.insert(layers_.end(), count, last);
+    return *this;
+  }
+  std::vector<uint8_t> bytes() {
+    const auto layers = fbb_.CreateVector(layers_);
+    fbs::FinishSizePrefixedLayerwiseRepresentationBuffer(
+        fbb_, fbs::CreateLayerwiseRepresentation(fbb_, version_, layers));
+    return std::vector<uint8_t>(fbb_.GetBufferPointer(),
+                                fbb_.GetBufferPointer() + fbb_.GetSize());
+  }
 
  private:
-  LrBuilder& Raw(const void* p, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    bytes_.insert(bytes_.end(), b, b + n);
-    return *this;
-  }
-  std::vector<uint8_t> bytes_;
+  uint32_t version_;
+  flatbuffers::FlatBufferBuilder fbb_;
+  std::vector<flatbuffers::Offset<fbs::Layer>> layers_;
 };
+
+// Where in `bytes` (a well-formed LR) the layers vector keeps its length.
+size_t LayerCountOffset(const std::vector<uint8_t>& bytes) {
+  const auto* root = fbs::GetSizePrefixedLayerwiseRepresentation(bytes.data());
+  return reinterpret_cast<const uint8_t*>(root->layers()) - bytes.data();
+}
+
+// LR version 2: "CPLR", u32 version, u32 layer count, then the layers.
+std::vector<uint8_t> OldLr(uint32_t version) {
+  std::vector<uint8_t> b = {'C', 'P', 'L', 'R', 0, 0, 0, 0, 0, 0, 0, 0};
+  std::memcpy(&b[4], &version, 4);
+  return b;
+}
+
+RawTuningEntry RawBlock(const std::string& target) {
+  RawTuningEntry e;
+  e.target = target;
+  e.kernel = 1;
+  e.channel_block = 16;
+  e.tile_pixels = 12;
+  e.tiles_per_task = 4;
+  e.chunk_kib = 24;
+  e.threads = 2;
+  return e;
+}
 
 // Centre + up/left/right, and centre + up + left + up-left.
 constexpr uint32_t kT = (1u << 4) | (1u << 1) | (1u << 3) | (1u << 5);
@@ -49,7 +91,6 @@ constexpr uint32_t kSquare = (1u << 4) | (1u << 1) | (1u << 3) | (1u << 0);
 
 std::vector<uint8_t> ValidLr() {
   return LrBuilder()
-      .Header(kLrVersion, 2)
       .Layer(0, 7, 2, 3, 3, 3, {kT, kSquare}, 4, {0, 1, kRemovedKernel, 1, 0, 0})
       .Layer(3, 9, 1, 3, 3, 2, {kSquare}, 4, {0, 0})
       .bytes();
@@ -79,18 +120,28 @@ TEST(LrFormat, ParsesValidLr) {
 
 TEST(LrFormat, GroupedRowsAndTuningRecord) {
   // 5 output channels in groups of 2: rows for channels {0,1}, {2,3}, {4}.
+  RawTuningEntry rows;
+  rows.target = "NEON";
+  const std::vector<RawTuningEntry> record = {RawBlock("AVX3"), rows};
   const std::vector<uint8_t> bytes =
       LrBuilder()
-          .Header(kLrVersion, 1)
           .Layer(2, 4, 5, 3, 3, 2, {kT, kSquare}, 4,
-                 {0, kRemovedKernel, 1, 1, kRemovedKernel, 0}, 2, {9, 8, 7})
+                 {0, kRemovedKernel, 1, 1, kRemovedKernel, 0}, 2, record)
           .bytes();
   LayerwiseRepresentation lr;
   std::string error;
   ASSERT_TRUE(Parse(bytes, &lr, &error)) << error;
   const LrLayer& layer = lr.layers[0];
   EXPECT_EQ(layer.out_group, 2);
-  EXPECT_EQ(layer.tuning, (std::vector<uint8_t>{9, 8, 7}));
+  // The layer's record table becomes a lone record buffer, read as one.
+  EXPECT_EQ(layer.tuning, PackTuningRecord(record));
+  std::vector<TuningRecordEntry> entries;
+  ASSERT_TRUE(DecodeTuningRecord(layer.tuning.data(), layer.tuning.size(), &entries, &error))
+      << error;
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].target, "AVX3");
+  EXPECT_EQ(entries[0].tuning.block.tile_pixels, 12);
+  EXPECT_EQ(entries[1].tuning.kernel, KernelKind::kRows);
   EXPECT_EQ(layer.PatternOf(1, 0), 0);
   EXPECT_EQ(layer.PatternOf(1, 1), kRemovedKernel);
   EXPECT_EQ(layer.PatternOf(3, 0), 1);
@@ -119,17 +170,42 @@ TEST(LrFormat, RejectsTrailingBytes) {
   EXPECT_NE(error.find("trailing"), std::string::npos) << error;
 }
 
-TEST(LrFormat, RejectsWrongMagicAndVersion) {
+TEST(LrFormat, RejectsWrongIdentifierAndVersion) {
   std::vector<uint8_t> bytes = ValidLr();
-  bytes[0] = 'X';
+  bytes[8] = 'X';  // after the size prefix and the root offset
   LayerwiseRepresentation lr;
   std::string error;
   EXPECT_FALSE(Parse(bytes, &lr, &error));
-  EXPECT_NE(error.find("magic"), std::string::npos) << error;
+  EXPECT_NE(error.find("CPLR identifier"), std::string::npos) << error;
 
-  std::vector<uint8_t> v1 = LrBuilder().Header(1, 0).bytes();
-  EXPECT_FALSE(Parse(v1, &lr, &error));
-  EXPECT_NE(error.find("version 1"), std::string::npos) << error;
+  EXPECT_FALSE(Parse(LrBuilder(7).Layer(0, 1, 1, 3, 3, 1, {kT}, 4, {0}).bytes(), &lr, &error));
+  EXPECT_NE(error.find("LR version 7 is not supported"), std::string::npos) << error;
+}
+
+// Files of the hand-made format (version 2 and before) are named and refused.
+TEST(LrFormat, OldVersionsAskForANewConversion) {
+  for (uint32_t version : {1u, 2u}) {
+    LayerwiseRepresentation lr;
+    std::string error;
+    std::vector<uint8_t> old = OldLr(version);
+    // A v2 layer after the header, as such files have.
+    old.resize(old.size() + 40, 0);
+    EXPECT_FALSE(Parse(old, &lr, &error));
+    EXPECT_NE(error.find("LR version " + std::to_string(version) +
+                         " is no longer read; convert the model again with this release"),
+              std::string::npos)
+        << error;
+  }
+  LayerwiseRepresentation lr;
+  std::string error;
+  EXPECT_FALSE(Parse({'C', 'P', 'L', 'R', 2}, &lr, &error));
+  EXPECT_NE(error.find("no longer read"), std::string::npos) << error;
+}
+
+// `bytes` with the layers vector claiming `count` layers.
+std::vector<uint8_t> WithLayerCount(std::vector<uint8_t> bytes, uint32_t count) {
+  std::memcpy(&bytes[LayerCountOffset(bytes)], &count, 4);
+  return bytes;
 }
 
 TEST(LrFormat, RejectsInconsistentLayers) {
@@ -139,30 +215,33 @@ TEST(LrFormat, RejectsInconsistentLayers) {
   };
   const std::vector<Case> cases = {
       {"pattern id beyond table",
-       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 3, 3, 1, {kT}, 4, {1}).bytes()},
+       LrBuilder().Layer(0, 1, 1, 3, 3, 1, {kT}, 4, {1}).bytes()},
       {"mask with wrong cell count",
-       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 3, 3, 1, {0x7u}, 4, {0}).bytes()},
+       LrBuilder().Layer(0, 1, 1, 3, 3, 1, {0x7u}, 4, {0}).bytes()},
       {"mask outside kernel",
-       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 3, 3, 1, {kT | (1u << 9)}, 5, {0}).bytes()},
+       LrBuilder().Layer(0, 1, 1, 3, 3, 1, {kT | (1u << 9)}, 5, {0}).bytes()},
       {"zero channels",
-       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 0, 3, 3, 1, {kT}, 4, {}).bytes()},
+       LrBuilder().Layer(0, 1, 0, 3, 3, 1, {kT}, 4, {}).bytes()},
       {"kernel too large",
-       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 7, 7, 1, {kT}, 4, {0}).bytes()},
+       LrBuilder().Layer(0, 1, 1, 7, 7, 1, {kT}, 4, {0}).bytes()},
       {"no patterns",
-       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 3, 3, 1, {}, 4, {kRemovedKernel}).bytes()},
+       LrBuilder().Layer(0, 1, 1, 3, 3, 1, {}, 4, {kRemovedKernel}).bytes()},
       {"operator twice",
-       LrBuilder().Header(kLrVersion, 2)
+       LrBuilder()
            .Layer(5, 1, 1, 3, 3, 1, {kT}, 4, {0})
            .Layer(5, 2, 1, 3, 3, 1, {kT}, 4, {0}).bytes()},
       {"output-channel group of zero",
-       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 1, 3, 3, 1, {kT}, 4, {0}, 0).bytes()},
+       LrBuilder().Layer(0, 1, 1, 3, 3, 1, {kT}, 4, {0}, 0).bytes()},
       {"output-channel group wider than the layer",
-       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 2, 3, 3, 1, {kT}, 4, {0}, 3).bytes()},
+       LrBuilder().Layer(0, 1, 2, 3, 3, 1, {kT}, 4, {0}, 3).bytes()},
       {"ids for channels instead of groups",
-       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 4, 3, 3, 1, {kT}, 4, {0, 0, 0, 0}, 2).bytes()},
-      {"huge layer count", LrBuilder().Header(kLrVersion, 0xFFFFFFFFu).bytes()},
+       LrBuilder().Layer(0, 1, 4, 3, 3, 1, {kT}, 4, {0, 0, 0, 0}, 2).bytes()},
+      {"huge layer count", WithLayerCount(ValidLr(), 0xFFFFFFFFu)},
+      {"layer count one too high", WithLayerCount(ValidLr(), 3)},
+      {"no pattern ids",
+       LrBuilder().Layer(0, 1, 1, 3, 3, 1, {kT}, 4, {}).bytes()},
       {"huge channel count",
-       LrBuilder().Header(kLrVersion, 1).Layer(0, 1, 0x7FFFFFFFu, 3, 3, 0x7FFFFFFFu, {kT}, 4, {}).bytes()},
+       LrBuilder().Layer(0, 1, 0x7FFFFFFFu, 3, 3, 0x7FFFFFFFu, {kT}, 4, {}).bytes()},
   };
   for (const Case& c : cases) {
     LayerwiseRepresentation lr;
@@ -178,15 +257,23 @@ TEST(LrFormat, NullBufferIsAnError) {
   EXPECT_FALSE(ParseLayerwiseRepresentation(nullptr, 0, &lr, &error));
 }
 
-// An LR cannot describe more layers than its bytes hold: 65,536 layers
-// from a 12-byte header are refused before anything is allocated for them.
+// An LR cannot describe more layers than its bytes hold: 65,536 layers that
+// are one table repeated (4 bytes each) are refused before anything is
+// allocated for them, and so is a count beyond the buffer.
 TEST(LrFormat, LayerCountBeyondItsBytesIsRefusedBeforeAllocating) {
-  const std::vector<uint8_t> bytes = LrBuilder().Header(kLrVersion, kMaxLrLayers).bytes();
-  ASSERT_EQ(bytes.size(), 12u);
+  const std::vector<uint8_t> bytes =
+      LrBuilder().Layer(0, 1, 1, 3, 3, 1, {kT}, 4, {0}).RepeatLast(kMaxLrLayers - 1).bytes();
   LayerwiseRepresentation lr;
   std::string error;
   EXPECT_FALSE(Parse(bytes, &lr, &error));
-  EXPECT_NE(error.find("claims 65536 layers but holds 0 bytes"), std::string::npos) << error;
+  EXPECT_NE(error.find("claims 65536 layers but holds " + std::to_string(bytes.size()) +
+                       " bytes"),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(lr.layers.capacity(), 0u);
+
+  EXPECT_FALSE(Parse(WithLayerCount(ValidLr(), kMaxLrLayers), &lr, &error));
+  EXPECT_FALSE(error.empty());
   EXPECT_EQ(lr.layers.capacity(), 0u);
 }
 
@@ -194,7 +281,6 @@ TEST(LrFormat, LayerCountBeyondItsBytesIsRefusedBeforeAllocating) {
 // work, with duplicates still found and every layer reachable.
 std::vector<uint8_t> MinimalLayers(uint32_t count, uint32_t last_op) {
   LrBuilder b;
-  b.Header(kLrVersion, count);
   for (uint32_t i = 0; i < count; ++i) {
     // Operators in a scrambled order, so that the index must sort them.
     const uint32_t op = i + 1 == count ? last_op : (i * 40503u) % count;

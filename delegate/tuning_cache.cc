@@ -132,11 +132,16 @@ struct ParsedCache {
   std::map<std::string, std::string> lines;  // key -> record hex
   int bad_lines = 0;
   int duplicates = 0;
+  bool obsolete = false;  // an older release's cache: nothing in it is read
 };
 
 // Parses a cache file's text. False (with *problem) for a file that is not a
 // tuning cache: anything non-empty whose first line is not the header.
 bool ParseCache(const std::string& text, ParsedCache* parsed, std::string* problem) {
+  if (text.compare(0, std::strlen(kTuningCacheV1Header), kTuningCacheV1Header) == 0) {
+    parsed->obsolete = true;
+    return true;
+  }
   const size_t header_length = std::strlen(kTuningCacheHeader);
   if (!text.empty() && text.compare(0, header_length, kTuningCacheHeader) != 0) {
     *problem = "is not a cocopie tuning cache (its first line is not \"" +
@@ -251,6 +256,10 @@ void TuningCache::Load(std::vector<std::string>* warnings) {
     ParsedCache parsed;
     if (!ReadAll(fd.get(), &text, &problem) || !ParseCache(text, &parsed, &problem)) break;
     lines_ = std::move(parsed.lines);
+    if (parsed.obsolete) {
+      warnings->push_back("tuning cache " + path_ + " was written by an older release; "
+                          "its entries are not read and it will be rewritten");
+    }
     if (parsed.bad_lines > 0) {
       warnings->push_back("tuning cache " + path_ + ": ignored " +
                           std::to_string(parsed.bad_lines) + " unreadable line(s)");
@@ -310,7 +319,7 @@ std::string TuningCache::Save(const std::string& key) {
     for (auto& line : parsed.lines) lines_[line.first] = std::move(line.second);
     lines_[key] = ours;
     const int unique = static_cast<int>(parsed.lines.size());
-    if (parsed.bad_lines > 0 ||
+    if (parsed.obsolete || parsed.bad_lines > 0 ||
         parsed.duplicates > std::max(kMinDuplicatesToCompact, unique)) {
       return WriteWhole(path_, lines_, true, &problem) == Placed::kOk ? "" : problem;
     }

@@ -245,6 +245,31 @@ TEST(TuningCacheFile, OwnCacheDropsUnreadableAndSupersededLines) {
   ExpectCompactedTo(dir / "empty", "", 1);
 }
 
+// A cache of an earlier release (v1 header, records of the hand-made format)
+// is read as empty, said so, and rewritten as a current cache.
+TEST(TuningCacheFile, OlderReleasesCacheIsRewritten) {
+  ScratchDir dir;
+  const std::string path = dir / "cache";
+  const std::string old_record = "0101" + std::string(48, '0');
+  WriteFile(path, std::string(kTuningCacheV1Header) + ": test\nsame|cpu|t1\t" + old_record +
+                      "\n");
+  TuningCache cache(path);
+  std::vector<std::string> warnings;
+  KernelTuning found;
+  EXPECT_FALSE(cache.Lookup("same|cpu|t1", &found, &warnings));
+  EXPECT_TRUE(Contains(warnings, "written by an older release")) <<
+      ::testing::PrintToString(warnings);
+  warnings.clear();
+  cache.Store("new|cpu|t1", Rows(), 1, &warnings);
+  EXPECT_TRUE(warnings.empty()) << ::testing::PrintToString(warnings);
+  const std::string rewritten = ReadFile(path);
+  EXPECT_EQ(rewritten.rfind(kTuningCacheHeader, 0), 0u) << rewritten;
+  EXPECT_EQ(rewritten.find(old_record), std::string::npos) << rewritten;
+  TuningCache reread(path);
+  EXPECT_TRUE(reread.Lookup("new|cpu|t1", &found, &warnings));
+  EXPECT_TRUE(warnings.empty()) << ::testing::PrintToString(warnings);
+}
+
 // Writers in three processes at once (each through its own TuningCache, as
 // delegates in several processes would be) and a fourth appending lines
 // through a descriptor it keeps open, without the lock: every entry stays.

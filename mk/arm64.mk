@@ -49,10 +49,20 @@ $(ARM64_OUT)/.apt-stamp:
 arm64-sysroot: $(ARM64_OUT)/.apt-stamp $(VENV)/.deps-stamp
 	bash tools/arm64/make_sysroot.sh $(ARM64_SYSROOT) $(PY)
 
-arm64: arm64-sysroot
+# The FlatBuffers headers are header-only: the host's serve the target. The
+# cross compiler gets a copy of just them, never the host's /usr/include.
+ARM64_FLATBUFFERS := $(CURDIR)/$(ARM64_OUT)/flatbuffers-include
+$(ARM64_FLATBUFFERS)/flatbuffers/flatbuffers.h: /usr/include/flatbuffers/flatbuffers.h
+	@rm -rf $(ARM64_FLATBUFFERS) && mkdir -p $(ARM64_FLATBUFFERS)
+	cp -r /usr/include/flatbuffers $(ARM64_FLATBUFFERS)/
+
+/usr/include/flatbuffers/flatbuffers.h: | $(OUT)/.apt-stamp
+
+arm64: arm64-sysroot $(ARM64_FLATBUFFERS)/flatbuffers/flatbuffers.h
 	@cmake -S tools/arm64 -B $(ARM64_BUILD) \
 	    -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/tools/arm64/aarch64-linux-gnu.cmake \
 	    -DCOCOPIE_ARM64_SYSROOT=$(ARM64_SYSROOT) \
+	    -DCOCOPIE_FLATBUFFERS_INCLUDE_DIR=$(ARM64_FLATBUFFERS) \
 	    -DCOCOPIE_SOURCE_DIR=$(ARM64_SOURCE_DIR) \
 	    -DCOCOPIE_BUILD_TESTS=ON "-DCOCOPIE_JNI_INCLUDE_DIRS=$(JNI_INCLUDES)" >/dev/null
 	MAKEFLAGS= nice -n 10 cmake --build $(ARM64_BUILD) -j2 -- --no-print-directory

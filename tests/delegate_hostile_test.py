@@ -218,12 +218,32 @@ def test_well_formed_sparse_filter_is_still_run(compact_model, tmp_path):
     np.testing.assert_allclose(output, expected, rtol=1e-5, atol=1e-5)
 
 
+def _one_layer_many_times(layer, count):
+    """An LR whose layers vector names the same layer table ``count`` times:
+    well-formed for FlatBuffers, 4 bytes per claimed layer."""
+    import flatbuffers
+
+    from cocopie_keras.converter.lr_fbs import LayerwiseRepresentation as root
+
+    builder = flatbuffers.Builder(1024)
+    table = lr_lib._write_layer(builder, layer)
+    root.StartLayersVector(builder, count)
+    for _ in range(count):
+        builder.PrependUOffsetTRelative(table)
+    layers = builder.EndVector()
+    root.Start(builder)
+    root.AddVersion(builder, lr_lib.VERSION)
+    root.AddLayers(builder, layers)
+    builder.FinishSizePrefixed(root.End(builder), lr_lib.MAGIC)
+    return bytes(builder.Output())
+
+
 def test_lr_claiming_more_layers_than_it_holds_is_ignored(models, tmp_path):
-    header = b"CPLR" + (2).to_bytes(4, "little") + (65536).to_bytes(4, "little")
-    report, _, stderr = run_ours(tmp_path, with_lr_bytes(models["same"], header),
+    raw = _one_layer_many_times(converter.read_lr(models["same"])[0], 65536)
+    report, _, stderr = run_ours(tmp_path, with_lr_bytes(models["same"], raw),
                                  random_input((1, 8, 8, 2)))
     assert report["status"] == "ok" and report["claimed"] == 0
-    assert "LR claims 65536 layers but holds 0 bytes" in stderr
+    assert f"LR claims 65536 layers but holds {len(raw)} bytes" in stderr
 
 
 def test_seeded_lr_and_sparse_mutations_never_crash(models, compact_model, tmp_path):

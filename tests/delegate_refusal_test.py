@@ -79,12 +79,28 @@ def test_lr_pointing_at_wrong_operator_or_shape_is_refused(pruned, capfd):
     assert "LR names tensor" in capfd.readouterr().err
 
 
-@pytest.mark.parametrize("corrupt", [
-    lambda b: b[:-1],                       # truncated
-    lambda b: b"XPLR" + b[4:],              # wrong magic
-    lambda b: b[:4] + (9).to_bytes(4, "little") + b[8:],  # future version
-])
-def test_corrupt_lr_is_ignored_with_a_message(pruned, corrupt, capfd):
+def _with_version(raw, version):
+    """The LR ``raw`` written again with another version number."""
+    layers = lr_lib.decode(raw)
+    saved, lr_lib.VERSION = lr_lib.VERSION, version
+    try:
+        return lr_lib.encode(layers)
+    finally:
+        lr_lib.VERSION = saved
+
+
+# LR version 2: "CPLR", u32 version, u32 layer count, then the layers.
+def _version_2(raw):
+    return b"CPLR" + (2).to_bytes(4, "little") + (1).to_bytes(4, "little") + raw[12:]
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda b: b[:-1], "truncated"),
+    (lambda b: b[:8] + b"XPLR" + b[12:], "identifier"),
+    (lambda b: _with_version(b, 9), "LR version 9 is not supported"),
+    (_version_2, "LR version 2 is no longer read; convert the model again with this release"),
+], ids=["truncated", "identifier", "future_version", "version_2"])
+def test_corrupt_lr_is_ignored_with_a_message(pruned, corrupt, message, capfd):
     _, data = pruned
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -96,7 +112,8 @@ def test_corrupt_lr_is_ignored_with_a_message(pruned, corrupt, capfd):
     stock, ours, claimed = both_outputs(broken, random_input((1, 10, 10, 3)))
     assert claimed == 0
     np.testing.assert_array_equal(ours, stock)
-    assert "ignoring the model's LR" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "ignoring the model's LR" in err and message in err, err
 
 
 @pytest.mark.parametrize("runtime", ["litert", "tf"])

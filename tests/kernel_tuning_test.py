@@ -37,7 +37,8 @@ def test_record_round_trip_and_merge():
     entries = [tuning.TuningEntry("AVX3", "block", 16, 24, 2, 0, "pixels", 2),
                tuning.TuningEntry("NEON", "rows")]
     data = tuning.encode(entries)
-    assert len(data) == 2 + 2 * 24
+    # A size-prefixed buffer of the schema with the record's own identifier.
+    assert data[8:12] == b"CPTR" and int.from_bytes(data[:4], "little") == len(data) - 4
     assert tuning.decode(data) == [entries[0], tuning.TuningEntry("NEON", "rows", 0, 0, 0, 0)]
     merged = tuning.merge(data, tuning.TuningEntry("AVX3", "rows"))
     assert [(e.target, e.kernel) for e in tuning.decode(merged)] == [("NEON", "rows"),
@@ -48,18 +49,53 @@ def test_record_round_trip_and_merge():
     assert tuning.encode([]) == b"" and tuning.decode(b"") == []
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"\x02\x01" + bytes(24), "version 2"),
-    (b"\x01\x00", "0 entries"),
-    (b"\x01\x01" + bytes(23), "expected 26"),
-    (b"\x01\x01" + b"AVX3".ljust(16, b"\0") + bytes([2]) + bytes(7), "kernel 2"),
-    (b"\x01\x01" + b"AVX3".ljust(16, b"\0") + bytes([1, 24, 12, 4, 0, 0, 0, 0]), "channel_block"),
-    (b"\x01\x01" + b"AVX3".ljust(16, b"\0") + bytes([0, 0, 12, 0, 0, 0, 0, 0]), "rows-kernel"),
-    (b"\x01\x01" + b"AV\xff3".ljust(16, b"\0") + bytes(8), "not ASCII"),
+def _raw(target=b"AVX3", kernel=1, block=32, tile=12, tiles=4, kib=0, order=0, threads=0):
+    return tuning.RawEntry(target, kernel, block, tile, tiles, kib, order, threads)
+
+
+@pytest.mark.parametrize("raws, message", [
+    ([], "0 entries"),
+    ([_raw(target=b"T%d" % i) for i in range(17)], "17 entries"),
+    ([_raw(kernel=2)], "kernel 2"),
+    ([_raw(block=24)], "channel_block"),
+    ([_raw(tile=0)], "tile_pixels"),
+    ([_raw(tile=33)], "tile_pixels"),
+    ([_raw(tiles=65)], "tiles_per_task"),
+    ([_raw(kib=4097)], "chunk_bytes"),
+    ([_raw(order=2)], "loop order 2"),
+    ([_raw(kernel=0, block=0, tile=12, tiles=0)], "rows-kernel"),
+    ([_raw(target=b"AV\xff3")], "not ASCII"),
+    ([_raw(target=b"AV 3")], "not ASCII"),
+    ([_raw(target=b"")], "target name of 0"),
+    ([_raw(target=b"A" * 16)], "target name of 16"),
+    ([_raw(), _raw(kernel=0, block=0, tile=0, tiles=0)], "repeats"),
 ])
-def test_record_rules(data, message):
+def test_record_rules(raws, message):
     with pytest.raises(tuning.TuningFormatError, match=message):
-        tuning.decode(data)
+        tuning.decode(tuning.pack(raws))
+
+
+def test_malformed_record_buffers():
+    data = tuning.pack([_raw()])
+    assert tuning.decode(data)[0].tile_pixels == 12
+    for n in range(1, len(data)):
+        with pytest.raises(tuning.TuningFormatError, match="truncated"):
+            tuning.decode(data[:n])
+    with pytest.raises(tuning.TuningFormatError, match="trailing"):
+        tuning.decode(data + b"\0")
+    with pytest.raises(tuning.TuningFormatError, match="identifier"):
+        tuning.decode(data[:8] + b"CPLR" + data[12:])
+    # The hand-made record of earlier releases: version 1, one entry.
+    old = b"\x01\x01" + b"AVX3".ljust(16, b"\0") + bytes([1, 32, 12, 4, 0, 0, 0, 0])
+    with pytest.raises(tuning.TuningFormatError):
+        tuning.decode(old)
+    # Lying lengths of the entries vector and of the target string.
+    start = data.index(b"AVX3") - 4
+    for value in (0xFFFFFFFF, 1 << 20, 200):
+        lying = bytearray(data)
+        lying[start:start + 4] = value.to_bytes(4, "little")
+        with pytest.raises(tuning.TuningFormatError):
+            tuning.decode(bytes(lying))
 
 
 def test_bad_entries_are_refused_on_encode():
@@ -146,8 +182,9 @@ def test_inspect_shows_the_tuning(tuned_file, capsys):
 def test_corrupt_tuning_is_ignored(tuned_file, tmp_path, capfd):
     data = tuned_file.read_bytes()
     layers = converter.read_lr(data)
-    layers[0].tuning = b"\x01\x01" + b"AVX3".ljust(16, b"\0") + bytes([1, 99, 12, 4, 0, 0, 0, 0])
-    layers[1].tuning = b"\xff" * 5
+    # Well-formed records (the LR holds only those) that break the rules.
+    layers[0].tuning = tuning.pack([tuning.RawEntry(b"AVX3", 1, 99, 12, 4, 0, 0, 0)])
+    layers[1].tuning = tuning.pack([])
     broken = converter.write_lr(data, layers)
     x = random_input((1, 12, 12, 8))
     interpreter = delegate.make_interpreter(broken, num_threads=2)

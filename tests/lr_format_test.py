@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from cocopie_keras import patterns
-from cocopie_keras.converter import lr
+from cocopie_keras.converter import kernel_tuning, lr
+from cocopie_keras.converter.lr_fbs import LayerwiseRepresentation
 
 
 def sample_layers():
@@ -36,36 +37,97 @@ def test_every_truncation_is_an_error():
             lr.decode(data[:n])
 
 
-def test_inconsistent_bytes_are_errors():
+def _root(data):
+    """The generated reader on an LR buffer (after its 4-byte size prefix)."""
+    return LayerwiseRepresentation.LayerwiseRepresentation.GetRootAs(data, 4)
+
+
+def _vector_start(table, slot):
+    """Byte offset of the first item of vector field ``slot`` of ``table``."""
+    return table._tab.Vector(table._tab.Offset(slot))
+
+
+def test_inconsistent_bytes_are_errors(monkeypatch):
     data = bytearray(lr.encode(sample_layers()))
     with pytest.raises(lr.LRFormatError, match="trailing"):
         lr.decode(bytes(data) + b"\0")
-    bad_magic = b"XPLR" + bytes(data[4:])
-    with pytest.raises(lr.LRFormatError, match="magic"):
+    bad_magic = bytes(data[:8]) + b"XPLR" + bytes(data[12:])
+    with pytest.raises(lr.LRFormatError, match="identifier"):
         lr.decode(bad_magic)
-    bad_version = bytes(data[:4]) + (7).to_bytes(4, "little") + bytes(data[8:])
+    with monkeypatch.context() as patch:
+        patch.setattr(lr, "VERSION", 7)
+        bad_version = lr.encode(sample_layers())
     with pytest.raises(lr.LRFormatError, match="version 7"):
         lr.decode(bad_version)
     bad_id = bytearray(data)
-    # First layer's ids start after 12-byte header, 28-byte layer header and
-    # 8 masks of 4 bytes (no tuning record).
-    bad_id[12 + 28 + 32] = 8
+    # The first layer's first pattern id (the pool has 8 patterns).
+    bad_id[_vector_start(_root(data).Layers(0), 22)] = 8
     with pytest.raises(lr.LRFormatError, match="pattern id"):
         lr.decode(bytes(bad_id))
+
+
+def test_lying_vector_lengths_are_errors():
+    data = lr.encode(sample_layers())
+    root = _root(data)
+    # The length fields sit just before the vectors' first items.
+    for start in (_vector_start(root, 6), _vector_start(root.Layers(0), 20),
+                  _vector_start(root.Layers(0), 22), _vector_start(root.Layers(1), 22)):
+        for value in (0xFFFFFFFF, 0x80000000, 1 << 16, 255):
+            lying = bytearray(data)
+            lying[start - 4:start] = value.to_bytes(4, "little")
+            with pytest.raises(lr.LRFormatError):
+                lr.decode(bytes(lying))
+
+
+def test_old_versions_ask_for_a_new_conversion():
+    # LR version 2: "CPLR", u32 version, u32 layer count, then the layers.
+    for version in (1, 2):
+        old = b"CPLR" + version.to_bytes(4, "little") + (1).to_bytes(4, "little") + bytes(40)
+        with pytest.raises(lr.LRFormatError,
+                           match=f"LR version {version} is no longer read; convert the model "
+                                 "again with this release"):
+            lr.decode(old)
+    with pytest.raises(lr.LRFormatError, match="no longer read"):
+        lr.decode(b"CPLR\x02")
+
+
+def test_operator_twice_is_an_error():
+    pool = patterns.default_pattern_pool()
+    ids = np.zeros((1, 1), np.uint8)
+    data = lr.encode([lr.LRLayer(5, 1, pool, ids), lr.LRLayer(5, 2, pool, ids)])
+    with pytest.raises(lr.LRFormatError, match="operator 5 twice"):
+        lr.decode(data)
 
 
 def test_grouped_rows_and_tuning_round_trip():
     pool = patterns.default_pattern_pool()
     rows = np.array([[0, lr.REMOVED_KERNEL, 5], [2, 2, lr.REMOVED_KERNEL]], np.uint8)
     ids = np.repeat(rows, 32, axis=0)[:40]  # 40 channels: groups of 32 and 8
-    layer = lr.LRLayer(3, 8, pool, ids, tuning=b"\x01\x02")
+    record = kernel_tuning.encode([kernel_tuning.TuningEntry("AVX3", "block", 16, 12),
+                                   kernel_tuning.TuningEntry("NEON", "rows")])
+    layer = lr.LRLayer(3, 8, pool, ids, tuning=record)
     data = lr.encode([layer])
     assert lr.output_group(ids) == 32
-    # One row per group instead of one per channel.
-    assert len(data) == 12 + 28 + 4 * len(pool) + 2 + 2 * 3
+    # One row per group instead of one per channel; the record as a table.
+    stored = _root(data).Layers(0)
+    assert stored.KernelPatternLength() == 2 * 3 and stored.OutGroup() == 32
+    assert stored.PatternMasksLength() == len(pool)
+    assert [stored.Tuning().Entries(i).Target() for i in range(2)] == [b"AVX3", b"NEON"]
     (decoded,) = lr.decode(data)
     np.testing.assert_array_equal(decoded.kernel_pattern, ids)
-    assert decoded.tuning == b"\x01\x02"
+    assert decoded.tuning == record
+    assert lr.decode(lr.encode([decoded]))[0].tuning == record
+
+
+def test_tuning_must_be_a_record():
+    pool = patterns.default_pattern_pool()
+    layer = lr.LRLayer(0, 1, pool, np.zeros((1, 1), np.uint8), tuning=b"\x01\x02")
+    with pytest.raises(lr.LRFormatError, match="kernel_tuning.encode"):
+        lr.encode([layer])
+    # A record that breaks the tuning rules is kept: the delegate judges it.
+    bad = kernel_tuning.pack([kernel_tuning.RawEntry(b"AVX3", 1, 99, 12, 4, 0, 0, 0)])
+    layer.tuning = bad
+    assert lr.decode(lr.encode([layer]))[0].tuning == bad
 
 
 def test_output_group_falls_back_to_single_channels():
@@ -74,10 +136,10 @@ def test_output_group_falls_back_to_single_channels():
     assert lr.output_group(np.zeros((5, 2), np.uint8)) == 4
 
 
-def test_bad_group_is_an_error():
+def test_bad_group_is_an_error(monkeypatch):
     pool = patterns.default_pattern_pool()
-    data = bytearray(lr.encode([lr.LRLayer(0, 1, pool, np.zeros((2, 1), np.uint8))]))
-    data[12 + 24:12 + 26] = (3).to_bytes(2, "little")  # group wider than 2 channels
+    monkeypatch.setattr(lr, "output_group", lambda ids: 3)  # wider than 2 channels
+    data = lr.encode([lr.LRLayer(0, 1, pool, np.zeros((2, 1), np.uint8))])
     with pytest.raises(lr.LRFormatError, match="group"):
         lr.decode(bytes(data))
 
@@ -92,3 +154,31 @@ def test_encode_refuses_what_decode_would_refuse():
     many[:, 1, 1] = True
     with pytest.raises(lr.LRFormatError, match="at most 254 patterns"):
         lr.encode([lr.LRLayer(0, 1, many, np.zeros((2, 2), np.uint8))])
+
+
+def test_random_mutations_are_refused_or_read_without_surprises():
+    # FlatBuffers' Python runtime has no verifier: every read is bounded by
+    # lr_schema, so an edited buffer gives a layer list or an LRFormatError,
+    # never another exception.
+    record = kernel_tuning.encode([kernel_tuning.TuningEntry("AVX3", "block", 16, 12),
+                                   kernel_tuning.TuningEntry("NEON", "rows")])
+    layers = sample_layers()
+    layers[0].tuning = record
+    data = lr.encode(layers)
+    rng = np.random.default_rng(20261130)
+    read = 0
+    for _ in range(3000):
+        edited = bytearray(data)
+        for _ in range(rng.integers(1, 4)):
+            edited[rng.integers(len(edited))] = rng.integers(256)
+        try:
+            decoded = lr.decode(bytes(edited))
+        except lr.LRFormatError:
+            continue
+        read += 1
+        for layer in decoded:
+            try:
+                kernel_tuning.decode(layer.tuning)
+            except kernel_tuning.TuningFormatError:
+                pass
+    assert 0 < read < 3000

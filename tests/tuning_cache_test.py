@@ -21,7 +21,7 @@ from cocopie_keras.converter import kernel_tuning as tuning
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tuning_cache_child.py")
 TIMEOUT_SECONDS = 120
-HEADER = "# cocopie kernel tuning cache v1"
+HEADER = "# cocopie kernel tuning cache v2"
 
 
 @pytest.fixture(scope="module")

@@ -93,6 +93,24 @@ def check_clean_venv(cocopie_keras):
     return f"{package}, no TensorFlow or Keras"
 
 
+def check_lr_code_generated(cocopie_keras):
+    """The wheel carries the LR code flatc generated from schema/cocopie_lr.fbs.
+
+    Read from the files: importing cocopie_keras.converter needs TensorFlow,
+    which this venv leaves out.
+    """
+    folder = os.path.join(os.path.dirname(cocopie_keras.__file__), "converter", "lr_fbs")
+    wanted = ["__init__.py", "LayerwiseRepresentation.py", "Layer.py", "TuningRecord.py",
+              "TuningEntry.py"]
+    missing = [name for name in wanted if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise AssertionError(f"the wheel has no generated {missing} in {folder}")
+    spec = importlib.util.spec_from_file_location(
+        "lr_fbs_check", os.path.join(folder, "LayerwiseRepresentation.py"))
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # the runtime is there
+    return f"{len(wanted)} generated modules in {folder}"
+
+
 def check_library_self_contained(library):
     wheel_root = os.path.dirname(os.path.dirname(library))  # site-packages
     if ".symtab" in elf_section_names(library) or ".debug_info" in elf_section_names(library):
@@ -170,6 +188,7 @@ def main(argv=None):
     print(f"python {sys.version.split()[0]} ({sys.prefix}); delegate {library}")
     checks = Checks()
     checks.run("clean venv", lambda: check_clean_venv(cocopie_keras))
+    checks.run("LR code generated", lambda: check_lr_code_generated(cocopie_keras))
     checks.run("library self-contained", lambda: check_library_self_contained(library))
     checks.run("system Highway/pthreadpool hidden", check_system_libraries_hidden)
     with open(os.path.join(args.models, "manifest.json")) as f:

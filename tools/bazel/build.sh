@@ -7,7 +7,8 @@
 # What it does:
 #   1. apt-get installs Debian's bazel-bootstrap (Bazel 4.2.3),
 #      bazel-bootstrap-source (offline mock repos for Bazel's implicit
-#      dependencies) and the delegate's system libraries, if missing.
+#      dependencies) and the delegate's system libraries, if missing (with
+#      flatc and the FlatBuffers headers: //schema generates the LR code).
 #   2. Writes an rc file with --override_repository flags so that Bazel never
 #      needs the network (plus a downloader config that blocks every URL, so a
 #      missing override fails at once instead of hanging on a download).
@@ -34,7 +35,8 @@ say() { printf '[bazel-build] %s\n' "$*"; }
 die() { printf '[bazel-build] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- 1. packages
-APT_PKGS=(bazel-bootstrap bazel-bootstrap-source libhwy-dev libpthreadpool-dev libgtest-dev)
+APT_PKGS=(bazel-bootstrap bazel-bootstrap-source libhwy-dev libpthreadpool-dev libgtest-dev
+  flatbuffers-compiler libflatbuffers-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")

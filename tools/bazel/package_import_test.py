@@ -60,6 +60,22 @@ class PackageImportTest(unittest.TestCase):
             module = importlib.import_module(f"cocopie_keras.converter.{name}")
             self.assert_from_runfiles(module)
 
+    def test_lr_code_generated_from_the_schema_comes_from_the_target(self):
+        import numpy as np
+
+        from cocopie_keras.converter import lr, lr_fbs
+
+        names = [info.name for info in pkgutil.iter_modules(lr_fbs.__path__)]
+        self.assertIn("LayerwiseRepresentation", names)
+        for name in names:
+            self.assert_from_runfiles(
+                importlib.import_module(f"cocopie_keras.converter.lr_fbs.{name}"))
+        masks = np.zeros((1, 3, 3), bool)
+        masks[0, 1] = True
+        layer = lr.LRLayer(2, 5, masks, np.zeros((4, 3), np.uint8))
+        (decoded,) = lr.decode(lr.encode([layer]))
+        self.assertEqual((decoded.op_index, decoded.filter_tensor), (2, 5))
+
     def test_there_is_no_top_level_converter_module(self):
         # The wheel installs no `converter`; code that imports it would work
         # under Bazel only.
