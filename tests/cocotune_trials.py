@@ -67,3 +67,17 @@ def fake_trial(config):
         if flag and not complete and not os.path.exists(flag):
             open(flag, "w").close()
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def count_start(directory, event, config, epoch):
+    """`trial.run_trial` hook: notes each start of training (see `note`)."""
+    if event == "start":
+        note(directory, f"{config['init']}_{config['config_index']}_{epoch}")
+
+
+def kill_once(flag, index, event, config, epoch):
+    """`trial.run_trial` hook: the worker of trial ``index`` dies after its first
+    reported epoch, once (``flag`` is created first)."""
+    if event == "epoch" and config["config_index"] == index and not os.path.exists(flag):
+        open(flag, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
