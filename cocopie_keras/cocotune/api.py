@@ -18,7 +18,6 @@ import time
 import numpy as np
 
 from cocopie_keras.cocotune import blocks as blocks_lib
-from cocopie_keras.cocotune import explore as explore_lib
 from cocopie_keras.cocotune import pretrain
 from cocopie_keras.cocotune import surgery
 
@@ -97,6 +96,8 @@ def _explore(init, configs, found, params, threshold, shared, workdir, trainable
     payloads = [dict(shared, init=init, config=list(c),
                      block_ids=found.composites[i] if init == "block" else None)
                 for i, c in enumerate(configs)]
+    from cocopie_keras.cocotune import explore as explore_lib
+
     name, prefix = experiment_name(init, configs, shared, threshold)
     started = time.time()
     result = explore_lib.explore(payloads, params, threshold, os.path.join(workdir, "ray"),
@@ -175,6 +176,9 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
                "blocks": [[list(s) for s in b] for b in found.blocks],
                "composites": found.composites, "pretrain_seconds": pretrain_seconds,
                "workers": workers}
+    # Only the exploration needs Ray (requirements-tune.txt); the rest works without it.
+    from cocopie_keras.cocotune import explore as explore_lib
+
     with explore_lib.ray_session(address, workers, threads):
         for init in inits:
             summary[init] = _explore(init, configs, found, params, threshold, shared, workdir,
