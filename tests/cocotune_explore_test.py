@@ -61,6 +61,11 @@ def test_smallest_first_stops_at_first_success(ray_cluster, tmp_path):
     assert result["trial_seconds"] == 3.0 and result["trials_finished"] == 3
     assert result["resumed"] == 0 and result["resumed_seconds"] == 0.0
     assert [row["config_index"] for row in recorded(tmp_path)] == [0, 2, 3]
+    # Run again as it was (a rerun of a finished exploration): restored, nothing runs.
+    again = run(tmp_path, CONFIGS, PARAMS, 0.45)
+    assert len(cocotune_trials.executions(tmp_path / "count")) == 3
+    assert again["best"] == result["best"] and again["rows"] == result["rows"]
+    assert again["resumed"] == 3 and again["resumed_seconds"] == 3.0
 
 
 def test_another_threshold_reuses_finished_trials(ray_cluster, tmp_path):
@@ -149,52 +154,3 @@ def test_interrupted_exploration_resumes_without_rerunning_trials(ray_cluster, t
     assert [row["config_index"] for row in result["rows"]] == [0, 2, 3, 4]
     assert result["resumed"] == 2 and result["resumed_seconds"] == 2.0
 
-
-ON_CLUSTER = """
-import json, sys
-sys.path[:0] = {paths!r}
-import cocotune_explore_test as t
-import pathlib, ray
-from cocopie_keras.cocotune import explore
-with explore.ray_session(address={address!r}, workers=1):
-    nodes = len(ray.nodes())
-    result = t.run(pathlib.Path({tmp!r}), t.CONFIGS, t.PARAMS, 0.45)
-print(json.dumps({{"nodes": nodes, "best": result["best"]["config"]}}))
-"""
-
-
-def test_address_joins_an_existing_cluster(tmp_path):
-    """`--address`: trials run on a cluster started beforehand (here `ray start`)."""
-    import socket
-
-    ray_importable()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
-    head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}",
-                             "--num-cpus=1", "--include-dashboard=false",
-                             "--disable-usage-stats"], start_new_session=True,
-                            env=dict(os.environ, RAY_AUTH_MODE="disabled"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 120
-        while True:   # the head is up once its GCS port answers
-            assert head.poll() is None and time.time() < deadline, "ray start failed"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        script = ON_CLUSTER.format(paths=[TESTS] + sys.path, address=f"127.0.0.1:{port}",
-                                   tmp=str(tmp_path))
-        driver = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                                timeout=300)
-        assert driver.returncode == 0, driver.stderr[-2000:]
-        assert json.loads(driver.stdout.strip().splitlines()[-1]) == {
-            "nodes": 1, "best": [0.5, 0.5]}
-    finally:
-        os.killpg(head.pid, signal.SIGKILL)
-        head.wait()
-    assert cocotune_trials.executions(tmp_path / "count") == ["block_0_0", "block_2_0",
-                                                               "block_3_0"]

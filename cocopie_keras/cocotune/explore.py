@@ -199,7 +199,8 @@ def ray_session(address=None, workers=1, threads=1):
     kwargs = dict(include_dashboard=False, log_to_driver=False,
                   runtime_env={"env_vars": env})
     if address is None:
-        kwargs["num_cpus"] = workers * threads
+        # "local": a new cluster, even if `ray start` left one on this machine.
+        address, kwargs["num_cpus"] = "local", workers * threads
     ray.init(address=address, **kwargs)
     try:
         yield
