@@ -91,7 +91,7 @@ def experiment_name(init, configs, shared, threshold):
 
 
 def _explore(init, configs, found, params, threshold, shared, workdir, trainable, workers,
-             log):
+             max_failures, log):
     """One exploration of the subspace (``init``: "block" or "default"), timed."""
     payloads = [dict(shared, init=init, config=list(c),
                      block_ids=found.composites[i] if init == "block" else None)
@@ -102,7 +102,8 @@ def _explore(init, configs, found, params, threshold, shared, workdir, trainable
     started = time.time()
     result = explore_lib.explore(payloads, params, threshold, os.path.join(workdir, "ray"),
                                  name, prefix, trainable, workers, shared["threads"],
-                                 record=os.path.join(workdir, "trials.jsonl"), log=log)
+                                 record=os.path.join(workdir, "trials.jsonl"),
+                                 max_failures=max_failures, log=log)
     result["wall_seconds"] = time.time() - started
     return result
 
@@ -111,7 +112,7 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
          rates=blocks_lib.DEFAULT_RATES, alpha=0.01, threshold=None, epochs=1,
          pretrain_epochs=1, batch_size=64, learning_rate=1e-3, inits=INITS, executor="ray",
          address=None, workers=1, threads=1, seed=0, stop_at_threshold=True, trial_fn=None,
-         log=print):
+         log=print, max_failures=3):
     """Finds the smallest filter-pruned network reaching an accuracy threshold.
 
     Args:
@@ -134,8 +135,8 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
             local one of ``workers * threads`` CPUs.
         workers: trials at once; threads: TF threads per trial.
         stop_at_threshold: end a trial's fine-tuning once it reaches the threshold.
-        trial_fn: Ray Tune function trainable replacing `trial.run_trial`
-            (tests: counting executions, killing workers).
+        trial_fn: Ray Tune trainable replacing `trial.run_trial` (tests).
+        max_failures: retries of a trial whose worker died (from its checkpoint).
 
     Returns:
         A JSON-serializable summary dict (also written to
@@ -176,13 +177,13 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
                "blocks": [[list(s) for s in b] for b in found.blocks],
                "composites": found.composites, "pretrain_seconds": pretrain_seconds,
                "workers": workers}
-    # Only the exploration needs Ray (requirements-tune.txt); the rest works without it.
-    from cocopie_keras.cocotune import explore as explore_lib
+    from cocopie_keras.cocotune import explore as explore_lib  # Ray: only from here on
 
     with explore_lib.ray_session(address, workers, threads):
         for init in inits:
             summary[init] = _explore(init, configs, found, params, threshold, shared, workdir,
-                                     trial_fn or explore_lib.run_trial, workers, log)
+                                     trial_fn or explore_lib.run_trial, workers, max_failures,
+                                     log)
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary

@@ -214,10 +214,10 @@ def _reporter():
                             metric_columns=["epoch", "val_accuracy"], max_report_frequency=30)
 
 
-def _new_tuner(trainable, searcher, storage, name, num_samples, record, log):
+def _new_tuner(trainable, searcher, storage, name, num_samples, record, max_failures, log):
     run_config = tune.RunConfig(
         name=name, storage_path=storage, stop=searcher,
-        failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+        failure_config=tune.FailureConfig(max_failures=max_failures),
         # num_to_keep also makes each trial checkpoint save the experiment state,
         # so a driver killed right after a trial finished does not rerun it.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -229,7 +229,7 @@ def _new_tuner(trainable, searcher, storage, name, num_samples, record, log):
 
 
 def explore(payloads, params, threshold, storage, name, prefix=None, trainable=run_trial,
-            workers=1, threads=1, record=None, log=None):
+            workers=1, threads=1, record=None, max_failures=MAX_FAILURES, log=None):
     """Tries configurations smallest first until one reaches ``threshold``.
 
     Needs a Ray session (`ray_session`).
@@ -245,6 +245,8 @@ def explore(payloads, params, threshold, storage, name, prefix=None, trainable=r
         trainable: Ray Tune function trainable (default `trial.run_trial`).
         workers: trials running at once; threads: CPUs (TF threads) per trial.
         record: JSON-lines file each finished trial's row is appended to.
+        max_failures: retries of a trial whose worker died, each from its
+            last checkpoint (an interrupted run restored keeps its own).
         log: None for a silent run; else Ray Tune's progress table is shown.
 
     Returns:
@@ -271,12 +273,12 @@ def explore(payloads, params, threshold, storage, name, prefix=None, trainable=r
     else:
         searcher = ObjectiveOrder(payloads, params, threshold, workers, known)
         tuner = _new_tuner(trainable, searcher, storage, name, len(payloads), record,
-                           log)
+                           max_failures, log)
         before = {}
     grid = tuner.fit()
     if grid.errors:
         raise RuntimeError(f"{len(grid.errors)} trial(s) of {path} failed "
-                           f"{MAX_FAILURES + 1} times: {grid.errors[0]!r}")
+                           f"and were not retried further: {grid.errors[0]!r}")
     rows = {**known, **_finished_rows(grid)}
     result = summarize(params, threshold, rows, set(known) | set(before))
     if log:

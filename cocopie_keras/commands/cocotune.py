@@ -44,6 +44,8 @@ def add_arguments(parser):
     parser.add_argument("--workers", type=int, default=1, help="trials running at once")
     parser.add_argument("--threads", type=int, default=1, help="TF threads per trial")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-failures", type=int, default=3,
+                        help="retries of a trial whose worker died (from its checkpoint)")
 
 
 def _read_json(path, what):
@@ -82,7 +84,7 @@ def run(args):
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         inits=("block", "default") if args.init == "both" else (args.init,),
         executor=args.executor, address=args.address, workers=args.workers,
-        threads=args.threads, seed=args.seed)
+        threads=args.threads, seed=args.seed, max_failures=args.max_failures)
     print(f"full model: {summary['full_params']} params, accuracy "
           f"{summary['full_accuracy']:.4f}; threshold {summary['threshold']:.4f}; "
           f"{len(summary['blocks'])} tuning blocks")
