@@ -13,7 +13,7 @@ Work shared between rows: one teacher; one block pre-training per subspace;
 with one worker only the smallest α is explored, the looser ones are read from
 its trials (`rederive`: a looser trial is a prefix of the stricter one).
 Everything lands in ``--workdir``, so a rerun resumes: finished explorations
-are read back, an interrupted one continues from its ``trials.jsonl``. Once
+are read back, an interrupted one continues its Ray Tune experiment. Once
 ``--stop-after-minutes`` have passed no exploration starts; a 1-worker one that
 was stopped is then reported from the trials it recorded (``complete: false``
 on a side without a success: its time is a lower bound).
@@ -255,7 +255,8 @@ def rederive(result, threshold):
 
 
 def stopped_summary(workdir, model, validation, size):
-    """A 1-worker exploration stopped before its end, read from its ``trials.jsonl``.
+    """A 1-worker exploration stopped before its end, read from its ``trials.jsonl``
+    (the log of finished trials the exploration appends to).
 
     Trials ran smallest first, one at a time, so the recorded ones are the
     smallest networks; each side is read up to its first success with

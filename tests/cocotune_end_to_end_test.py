@@ -1,19 +1,38 @@
 """A tiny CoCo-Tune run on synthetic data: in process, on Ray, and via the CLI."""
 
 import json
+import os
 import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
+from ray import tune as ray_tune
 
+import cocotune_trials
 from cocopie_keras import cocotune as tune
 from cocopie_keras.cocotune import explore
+from cocotune_explore_test import ray_importable
 from cocotune_helpers import residual_model, synthetic_data
 
 CONFIGS = [(0.7, 0.7), (0.5, 0.7), (0.3, 0.5), (0.3, 0.3)]
 INITS = ("block", "default")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray for the module's in-process runs (each would start its own)."""
+    ray_importable()
+    with explore.ray_session(workers=2):
+        yield
+
+
+def with_hook(hook, *args):
+    """`trial.run_trial` calling ``hook(*args, event, config, epoch)`` in the worker."""
+    import functools
+
+    return ray_tune.with_parameters(explore.run_trial, hook=functools.partial(hook, *args))
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +46,19 @@ def trained():
     return model, (x[:256], y[:256]), (x[256:], y[256:])
 
 
-def test_tiny_tune_in_process_and_resume(trained, tmp_path):
+def test_tiny_tune_in_process_and_resume(ray_cluster, trained, tmp_path):
     model, train, validation = trained
-    ran = []
-
-    def counted(payload):
-        ran.append((payload["init"], tuple(payload["config"])))
-        return explore.run_trial(payload)
+    counted = with_hook(cocotune_trials.count_start, str(tmp_path / "count"))
 
     def run(threshold, stop_at_threshold=False):
-        return tune.tune(model, train, validation, str(tmp_path), configs=CONFIGS,
+        return tune.tune(model, train, validation, str(tmp_path / "work"), configs=CONFIGS,
                          threshold=threshold, epochs=1, pretrain_epochs=2, batch_size=32,
-                         executor="local", stop_at_threshold=stop_at_threshold,
-                         trial_fn=counted, log=None)
+                         stop_at_threshold=stop_at_threshold, trial_fn=counted,
+                         log=None)
+
+    def ran():   # trainings started, in order, as (init, configuration)
+        return [(name.split("_")[0], CONFIGS[int(name.split("_")[1])])
+                for name in cocotune_trials.executions(tmp_path / "count")]
 
     # Threshold 2 is out of reach: every configuration is fine-tuned for its epoch.
     summary = run(2.0)
@@ -57,8 +76,8 @@ def test_tiny_tune_in_process_and_resume(trained, tmp_path):
             # One measured duration per fine-tuning epoch, inside the trial's time.
             assert len(row["epoch_seconds"]) == 1
             assert row["setup_seconds"] + sum(row["epoch_seconds"]) <= row["seconds"]
-    first_run = list(ran)
-    assert len(first_run) == len(INITS) * len(CONFIGS)
+    first_run = ran()
+    assert sorted(first_run) == sorted((init, c) for init in INITS for c in CONFIGS)
 
     # A threshold that some of those networks reach, for each init: the same
     # trials (no stopping target in either run), so they are resumed, not rerun,
@@ -66,8 +85,8 @@ def test_tiny_tune_in_process_and_resume(trained, tmp_path):
     threshold = min(max(row["accuracy"] for row in summary[init]["rows"])
                     for init in INITS)
     again = run(threshold)
-    assert ran == first_run                           # resumed: no trial repeated
-    with open(tmp_path / "summary.json") as f:
+    assert ran() == first_run                         # resumed: no trial repeated
+    with open(tmp_path / "work" / "summary.json") as f:
         assert json.load(f)["threshold"] == pytest.approx(threshold)
     for init in INITS:
         rows = summary[init]["rows"]
@@ -89,20 +108,20 @@ def test_tiny_tune_in_process_and_resume(trained, tmp_path):
         assert best is not None and best["config"] == smallest
         assert start[init]["explored"] == 1 and start[init]["resumed"] == 0
         assert len(best["accuracy_curve"]) == 1 and best["epoch_seconds"] == []
-    assert len(ran) == len(first_run) + len(INITS)
+    assert len(ran()) == len(first_run) + len(INITS)
 
 
-def test_block_trained_networks_start_closer_to_the_teacher(trained, tmp_path):
+def test_block_trained_networks_start_closer_to_the_teacher(ray_cluster, trained, tmp_path):
     model, train, validation = trained
     summary = tune.tune(model, train, validation, str(tmp_path), configs=[(0.7, 0.7)] * 1,
                         threshold=2.0, epochs=1, pretrain_epochs=6, batch_size=32,
-                        executor="local", log=None)   # threshold 2: every trial runs
+                        log=None)   # threshold 2: every trial runs
     block = summary["block"]["rows"][0]["accuracy_curve"][0]
     default = summary["default"]["rows"][0]["accuracy_curve"][0]
     assert block >= default, (block, default)
 
 
-def test_tiny_tune_on_ray(trained, tmp_path):
+def test_tiny_tune_on_ray(ray_cluster, trained, tmp_path):
     model, train, validation = trained
     summary = tune.tune(model, train, validation, str(tmp_path), configs=CONFIGS[:2],
                         threshold=2.0, epochs=1, pretrain_epochs=1, batch_size=64,
@@ -112,6 +131,28 @@ def test_tiny_tune_on_ray(trained, tmp_path):
     assert summary["block"]["best"] is None and summary["block"]["explored"] == 2
 
 
+def test_killed_worker_gives_the_undisturbed_result(ray_cluster, trained, tmp_path):
+    """A worker killed after its trial's first epoch: the trial is retried from
+    that checkpoint and trains exactly as if nothing had happened."""
+    model, train, validation = trained
+
+    def run(workdir, trial_fn=None):
+        return tune.tune(model, train, validation, str(workdir), configs=CONFIGS[:2],
+                         threshold=2.0, epochs=2, pretrain_epochs=1, batch_size=64,
+                         inits=("block",), workers=2, trial_fn=trial_fn, log=None)["block"]
+
+    undisturbed = run(tmp_path / "a")
+    flag = tmp_path / "killed"
+    killed = run(tmp_path / "b", with_hook(cocotune_trials.kill_once, str(flag), 1))
+    assert flag.exists()
+    fields = ("init", "config", "config_index", "params", "accuracy", "accuracy_curve",
+              "epochs")
+    assert [{k: row[k] for k in fields} for row in killed["rows"]] == [
+        {k: row[k] for k in fields} for row in undisturbed["rows"]]
+    assert killed["explored"] == undisturbed["explored"] == 2
+    assert [len(row["epoch_seconds"]) for row in killed["rows"]] == [2, 2]
+
+
 def test_cli_refuses_bad_rates_and_runs(trained, tmp_path):
     model, train, validation = trained
     model_path = str(tmp_path / "model.keras")
@@ -119,7 +160,7 @@ def test_cli_refuses_bad_rates_and_runs(trained, tmp_path):
     data = str(tmp_path / "data.npz")
     np.savez(data, x_train=train[0], y_train=train[1], x_test=validation[0], y_test=validation[1])
     base = [sys.executable, "-m", "cocopie_keras.cli", "cocotune", model_path, "--data", data,
-            "--workdir", str(tmp_path / "work"), "--executor", "local", "--epochs", "1",
+            "--workdir", str(tmp_path / "work"), "--workers", "1", "--epochs", "1",
             "--batch-size", "64", "--init", "block"]
     bad = subprocess.run(base + ["--rates", "0.3,1.5"], capture_output=True, text=True)
     assert bad.returncode != 0 and "rate=1.5" in bad.stderr + bad.stdout

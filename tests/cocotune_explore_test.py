@@ -1,120 +1,156 @@
-"""Objective-ordered exploration, persisted results and resume after a kill."""
+"""Objective-ordered exploration on Ray Tune: order, stop, worker kills, resume.
+
+The trials are `cocotune_trials.fake_trial` (no Keras: workers start fast);
+executions are counted through files the trials create.
+"""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
+import cocotune_trials
 from cocopie_keras.cocotune import explore
 
-
-def payloads_for(configs, init="block"):
-    return [{"init": init, "config": list(c)} for c in configs]
-
-
-def fake_trial(payload):
-    rate = sum(payload["config"]) / len(payload["config"])
-    return {"init": payload["init"], "config": payload["config"], "params": int(1000 * (1 - rate)),
-            "accuracy": 1.0 - rate, "accuracy_curve": [1.0 - rate], "seconds": 1.0}
-
-
+TESTS = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = [(0.7, 0.7), (0.3, 0.3), (0.5, 0.7), (0.5, 0.5), (0.3, 0.5)]
-PARAMS = [fake_trial({"init": "b", "config": list(c)})["params"] for c in CONFIGS]
+PARAMS = [int(1000 * (1 - sum(c) / len(c))) for c in CONFIGS]
 
 
-class Killed(BaseException):
-    """Stands for the run being killed mid-way (not an ordinary error)."""
+def ray_importable():
+    """Lets Ray workers import this folder's trainables (they inherit the environment)."""
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if TESTS not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([p for p in paths if p] + [TESTS])
 
 
-def test_smallest_first_stops_at_first_success(tmp_path):
-    ran = []
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray_importable()
+    with explore.ray_session(workers=2):
+        yield
 
-    def trial(payload):
-        ran.append(tuple(payload["config"]))
-        return fake_trial(payload)
 
-    store = explore.ResultStore(str(tmp_path / "trials.jsonl"))
-    result = explore.explore(payloads_for(CONFIGS), PARAMS, 0.45, store,
-                             explore.LocalExecutor(), trial)
+def payloads_for(configs, count_dir, init="block", **extra):
+    return [dict({"init": init, "config": list(c), "count_dir": str(count_dir)}, **extra)
+            for c in configs]
+
+
+def run(tmp_path, configs, params, threshold, workers=1, name="x", prefix=None, **extra):
+    return explore.explore(payloads_for(configs, tmp_path / "count", **extra), params,
+                           threshold, str(tmp_path / "ray"), name, prefix,
+                           trainable=cocotune_trials.fake_trial, workers=workers,
+                           record=str(tmp_path / "trials.jsonl"))
+
+
+def recorded(tmp_path):
+    with open(tmp_path / "trials.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_smallest_first_stops_at_first_success(ray_cluster, tmp_path):
+    result = run(tmp_path, CONFIGS, PARAMS, 0.45)
     # Sizes ascending: (.7,.7) acc .3, (.5,.7) acc .4, (.5,.5) acc .5 -> success, stop.
-    assert ran == [(0.7, 0.7), (0.5, 0.7), (0.5, 0.5)]
+    assert cocotune_trials.executions(tmp_path / "count") == ["block_0_0", "block_2_0",
+                                                               "block_3_0"]
     assert result["best"]["config"] == [0.5, 0.5] and result["explored"] == 3
-    assert result["trial_seconds"] == 3.0
+    assert result["trial_seconds"] == 3.0 and result["trials_finished"] == 3
     assert result["resumed"] == 0 and result["resumed_seconds"] == 0.0
+    assert [row["config_index"] for row in recorded(tmp_path)] == [0, 2, 3]
+    # Run again as it was (a rerun of a finished exploration): restored, nothing runs.
+    again = run(tmp_path, CONFIGS, PARAMS, 0.45)
+    assert len(cocotune_trials.executions(tmp_path / "count")) == 3
+    assert again["best"] == result["best"] and again["rows"] == result["rows"]
+    assert again["resumed"] == 3 and again["resumed_seconds"] == 3.0
 
 
-def test_resume_after_killed_trial_does_not_repeat_finished_ones(tmp_path):
-    path = str(tmp_path / "trials.jsonl")
-    calls = []
-
-    def dies_on_third(payload):
-        calls.append(tuple(payload["config"]))
-        if len(calls) == 3:
-            raise Killed()
-        return fake_trial(payload)
-
-    with pytest.raises(Killed):
-        explore.explore(payloads_for(CONFIGS), PARAMS, 0.55, explore.ResultStore(path),
-                        explore.LocalExecutor(), dies_on_third)
-    with open(path) as f:
-        assert len(f.readlines()) == 2
-    with open(path, "a") as f:
-        f.write('{"init": "block", "config": [0.3')  # a record cut short by the kill
-    resumed = []
-
-    def counting(payload):
-        resumed.append(tuple(payload["config"]))
-        return fake_trial(payload)
-
-    result = explore.explore(payloads_for(CONFIGS), PARAMS, 0.55, explore.ResultStore(path),
-                             explore.LocalExecutor(), counting)
-    assert calls[:2] == [(0.7, 0.7), (0.5, 0.7)]
-    assert resumed == [(0.5, 0.5), (0.3, 0.5)]   # the killed trial reran, finished ones did not
+def test_another_threshold_reuses_finished_trials(ray_cluster, tmp_path):
+    run(tmp_path, CONFIGS, PARAMS, 0.45, name="block-k-t0.45")
+    result = run(tmp_path, CONFIGS, PARAMS, 0.55, name="block-k-t0.55", prefix="block-k-t")
+    # The three trials of the first exploration are reused, only (.3,.5) runs.
+    assert cocotune_trials.executions(tmp_path / "count") == ["block_0_0", "block_2_0",
+                                                               "block_3_0", "block_4_0"]
     assert result["best"]["config"] == [0.3, 0.5] and result["explored"] == 4
-    # The two stored trials are reported, with their recorded time, since a wall
-    # clock started at the resume does not include them.
-    assert result["resumed"] == 2 and result["resumed_seconds"] == 2.0
-    # A different init is a different trial: nothing is shared with "block" results.
-    store = explore.ResultStore(path)
-    assert store.get({"init": "default", "config": [0.7, 0.7]}) is None
-    assert store.get({"init": "block", "config": [0.7, 0.7]})
-    # Other fine-tuning settings are other trials too.
-    assert store.get({"init": "block", "config": [0.7, 0.7], "epochs": 3}) is None
+    assert result["resumed"] == 3 and result["resumed_seconds"] == 3.0
+    # Another init (another experiment prefix) shares nothing.
+    other = run(tmp_path, CONFIGS[:1], PARAMS[:1], 0.0, name="default-k-t0.0",
+                prefix="default-k-t", init="default")
+    assert other["resumed"] == 0 and other["best"]["init"] == "default"
 
 
-class OutOfOrderExecutor(explore.LocalExecutor):
-    """Finishes the most recently submitted trial first (a larger one finishing early)."""
-
-    def wait(self, handles):
-        handle = handles[-1]
-        fn, payload = self._pending.pop(handle)
-        return [(handle, fn(payload))]
-
-
-def test_waits_for_smaller_running_trials(tmp_path):
+def test_waits_for_smaller_running_trials(ray_cluster, tmp_path):
     configs = [(0.7, 0.7), (0.5, 0.5)]   # both succeed; the larger finishes first
-    store = explore.ResultStore(str(tmp_path / "trials.jsonl"))
-    result = explore.explore(payloads_for(configs), [100, 200], 0.2, store,
-                             OutOfOrderExecutor(), fake_trial, workers=2)
+    result = run(tmp_path, configs, [100, 200], 0.2, workers=2, sleep={"0": 4.0})
     assert result["best"]["config"] == [0.7, 0.7]
-    lines = [json.loads(line) for line in open(tmp_path / "trials.jsonl")]
-    assert [line["config"] for line in lines] == [[0.5, 0.5], [0.7, 0.7]]
+    assert [row["config"] for row in recorded(tmp_path)] == [[0.5, 0.5], [0.7, 0.7]]
+    assert result["explored"] == 1 and result["trials_finished"] == 2
 
 
-def test_larger_running_trials_are_cancelled_after_success(tmp_path):
-    cancelled = []
+def test_larger_running_trials_are_stopped_after_success(ray_cluster, tmp_path):
+    started = time.time()
+    result = run(tmp_path, [(0.5, 0.5), (0.3, 0.3)], [100, 200], 0.2, workers=2, epochs=30,
+                 sleep={"0": 0.2, "1": 1.0})
+    assert result["best"]["config"] == [0.5, 0.5] and result["explored"] == 1
+    # The larger trial ran, was stopped unfinished: no row, far from its 30 s.
+    assert "block_1_0" in cocotune_trials.executions(tmp_path / "count")
+    assert [row["config_index"] for row in recorded(tmp_path)] == [0]
+    assert result["trials_finished"] == 1 and time.time() - started < 25
 
-    class Recording(OutOfOrderExecutor):
-        def wait(self, handles):
-            handle = handles[0]           # the smallest finishes first and succeeds
-            fn, payload = self._pending.pop(handle)
-            return [(handle, fn(payload))]
 
-        def cancel(self, handle):
-            cancelled.append(handle)
-            super().cancel(handle)
+def test_killed_worker_trial_resumes_from_its_checkpoint(ray_cluster, tmp_path):
+    undisturbed = run(tmp_path / "a", CONFIGS, PARAMS, 0.45, epochs=2)
+    flag = tmp_path / "killed"
+    killed = run(tmp_path / "b", CONFIGS, PARAMS, 0.45, epochs=2, kill=str(flag))
+    assert flag.exists()   # the first trial's worker killed itself after one epoch
+    assert killed["best"] == undisturbed["best"] and killed["rows"] == undisturbed["rows"]
+    assert killed["explored"] == 3
+    # Retried once, from its checkpoint after epoch 1; no other trial repeated.
+    assert cocotune_trials.executions(tmp_path / "b" / "count") == [
+        "block_0_0", "block_0_1", "block_2_0", "block_3_0"]
+    assert [row["config_index"] for row in recorded(tmp_path / "b")] == [0, 2, 3]
 
-    store = explore.ResultStore(str(tmp_path / "trials.jsonl"))
-    result = explore.explore(payloads_for([(0.5, 0.5), (0.3, 0.3)]), [100, 200], 0.2, store,
-                             Recording(), fake_trial, workers=2)
-    assert result["best"]["config"] == [0.5, 0.5] and cancelled == [1]
-    assert result["explored"] == 1
+
+DRIVER = """
+import sys
+sys.path[:0] = {paths!r}
+import cocotune_explore_test as t
+import pathlib
+from cocopie_keras.cocotune import explore
+t.ray_importable()
+with explore.ray_session(workers=1):
+    t.run(pathlib.Path({tmp!r}), t.CONFIGS, t.PARAMS, 0.55, epochs=2,
+          sleep={{str(i): 1.0 for i in range(5)}})
+"""
+
+
+def test_interrupted_exploration_resumes_without_rerunning_trials(ray_cluster, tmp_path):
+    # The driver (with its own Ray) is killed while its third trial runs.
+    script = DRIVER.format(paths=[TESTS] + sys.path, tmp=str(tmp_path))
+    driver = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while len(cocotune_trials.executions(tmp_path / "count")) < 3:
+            assert driver.poll() is None and time.time() < deadline, "driver ended early"
+            time.sleep(0.2)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    finished = [row["config_index"] for row in recorded(tmp_path)]
+    assert finished == [0, 2]
+    result = run(tmp_path, CONFIGS, PARAMS, 0.55, epochs=2, sleep={})
+    ran = cocotune_trials.executions(tmp_path / "count")
+    # Finished trials are not run again; the interrupted one continues from its
+    # checkpoint (or restarts if it had none); the rest run once.
+    starts = [name.rsplit("_", 1)[0] for name in ran]
+    assert starts[:3] == ["block_0", "block_2", "block_3"]
+    assert starts.count("block_0") == starts.count("block_2") == 1
+    assert starts[3:] == ["block_3", "block_4"]
+    assert result["best"]["config"] == [0.3, 0.5] and result["explored"] == 4
+    assert [row["config_index"] for row in result["rows"]] == [0, 2, 3, 4]
+    assert result["resumed"] == 2 and result["resumed_seconds"] == 2.0
+

@@ -5,11 +5,12 @@ Example:
 ```python
 from cocopie_keras import cocotune
 summary = cocotune.tune(model, (x_train, y_train), (x_val, y_val), workdir="out/tune",
-                    subspace_size=16, alpha=0.02, epochs=2, executor="ray")
+                    subspace_size=16, alpha=0.02, epochs=2, workers=2)
 print(summary["block"]["best"], summary["default"]["best"])
 ```
 """
 
+import hashlib
 import json
 import os
 import time
@@ -17,7 +18,6 @@ import time
 import numpy as np
 
 from cocopie_keras.cocotune import blocks as blocks_lib
-from cocopie_keras.cocotune import explore as explore_lib
 from cocopie_keras.cocotune import pretrain
 from cocopie_keras.cocotune import surgery
 
@@ -33,8 +33,10 @@ def _check_arguments(inits, executor, workers, threads, epochs):
     for init in inits:
         if init not in INITS:
             raise ValueError(f"Expected inits among {INITS}. Received: init={init!r}")
-    if executor not in ("ray", "local"):
-        raise ValueError(f"Expected executor 'ray' or 'local'. Received: executor={executor!r}")
+    if executor != "ray":
+        # Trials are Ray Tune trials (checkpoints, retries, resume); there is no
+        # in-process executor any more.
+        raise ValueError(f"Expected executor 'ray'. Received: executor={executor!r}")
     if workers < 1 or threads < 1 or epochs < 1:
         raise ValueError(f"Expected workers, threads, epochs >= 1. Received: workers={workers}, "
                          f"threads={threads}, epochs={epochs}")
@@ -75,15 +77,33 @@ def _pretrain_once(model, modules, blocks, x_train, workdir, blocks_path, epochs
     return seconds
 
 
-def _explore(init, configs, found, params, threshold, shared, store, runner, trial_fn,
-             workers, log):
+def experiment_name(init, configs, shared, threshold):
+    """Ray Tune experiment of one exploration, and the prefix of its trial settings.
+
+    Explorations of the same init, subspace and trial settings (fine-tuning
+    epochs, stopping target) run the same trials whatever the threshold: the
+    prefix finds them, so their finished trials are reused.
+    """
+    key = json.dumps({"init": init, "configs": [list(c) for c in configs],
+                      "epochs": shared["epochs"], "stop_at": shared["stop_at"]})
+    prefix = f"{init}-{hashlib.sha1(key.encode()).hexdigest()[:10]}-t"
+    return prefix + repr(float(threshold)), prefix
+
+
+def _explore(init, configs, found, params, threshold, shared, workdir, trainable, workers,
+             max_failures, log):
     """One exploration of the subspace (``init``: "block" or "default"), timed."""
     payloads = [dict(shared, init=init, config=list(c),
                      block_ids=found.composites[i] if init == "block" else None)
                 for i, c in enumerate(configs)]
+    from cocopie_keras.cocotune import explore as explore_lib
+
+    name, prefix = experiment_name(init, configs, shared, threshold)
     started = time.time()
-    result = explore_lib.explore(payloads, params, threshold, store, runner, trial_fn,
-                                 workers, log)
+    result = explore_lib.explore(payloads, params, threshold, os.path.join(workdir, "ray"),
+                                 name, prefix, trainable, workers, shared["threads"],
+                                 record=os.path.join(workdir, "trials.jsonl"),
+                                 max_failures=max_failures, log=log)
     result["wall_seconds"] = time.time() - started
     return result
 
@@ -92,14 +112,16 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
          rates=blocks_lib.DEFAULT_RATES, alpha=0.01, threshold=None, epochs=1,
          pretrain_epochs=1, batch_size=64, learning_rate=1e-3, inits=INITS, executor="ray",
          address=None, workers=1, threads=1, seed=0, stop_at_threshold=True, trial_fn=None,
-         log=print):
+         log=print, max_failures=3):
     """Finds the smallest filter-pruned network reaching an accuracy threshold.
 
     Args:
         model: trained Keras Functional classifier (integer labels).
         train, validation: ``(x, y)`` arrays.
         workdir: folder for the teacher, data, block weights and results
-            (``trials.jsonl``); rerunning with the same folder resumes.
+            (Ray Tune experiments in ``ray/``, a log of finished trials in
+            ``trials.jsonl``); rerunning with the same folder resumes an
+            interrupted exploration and reuses trials finished earlier.
         modules: list of `surgery.Module` (default: `surgery.infer_modules`).
         configs: the promising subspace (per network, one rate per module);
             default: `blocks.sample_subspace` of ``subspace_size`` over ``rates``.
@@ -108,10 +130,13 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
         epochs: fine-tuning epochs per trial; pretrain_epochs: for the blocks.
         inits: which explorations to run: "block" (composability) and/or
             "default" (baseline).
-        executor: "ray" or "local"; address: existing Ray cluster.
+        executor: "ray" (the only one: trials are Ray Tune trials).
+        address: existing Ray cluster ("auto" or host:port); default: a
+            local one of ``workers * threads`` CPUs.
         workers: trials at once; threads: TF threads per trial.
         stop_at_threshold: end a trial's fine-tuning once it reaches the threshold.
-        trial_fn: replaces `explore.run_trial` (tests).
+        trial_fn: Ray Tune trainable replacing `trial.run_trial` (tests).
+        max_failures: retries of a trial whose worker died (from its checkpoint).
 
     Returns:
         A JSON-serializable summary dict (also written to
@@ -152,16 +177,13 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
                "blocks": [[list(s) for s in b] for b in found.blocks],
                "composites": found.composites, "pretrain_seconds": pretrain_seconds,
                "workers": workers}
-    runner = (explore_lib.RayExecutor(address, workers, threads) if executor == "ray"
-              else explore_lib.LocalExecutor(threads))
-    store = explore_lib.ResultStore(os.path.join(workdir, "trials.jsonl"))
-    try:
-        runner.warm_up(workers)
+    from cocopie_keras.cocotune import explore as explore_lib  # Ray: only from here on
+
+    with explore_lib.ray_session(address, workers, threads):
         for init in inits:
-            summary[init] = _explore(init, configs, found, params, threshold, shared, store,
-                                     runner, trial_fn or explore_lib.run_trial, workers, log)
-    finally:
-        runner.close()
+            summary[init] = _explore(init, configs, found, params, threshold, shared, workdir,
+                                     trial_fn or explore_lib.run_trial, workers, max_failures,
+                                     log)
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary

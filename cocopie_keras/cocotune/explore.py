@@ -1,319 +1,288 @@
-"""Objective-ordered exploration of a subspace, persisted and run on Ray.
+"""Objective-ordered exploration of a subspace on Ray Tune.
 
 The default objective is "the smallest network whose accuracy reaches the
-threshold": networks are tried smallest first, exploration stops at the first
-success, but trials on smaller networks still running are waited for (one of
-them may succeed too and is then the answer). Each finished trial is appended
-to a JSON-lines file, so a killed run resumes without repeating it.
+threshold". `ObjectiveOrder`, a Ray Tune `Searcher`, suggests the networks
+smallest first (at most ``workers`` at once) and stops suggesting once a
+finished trial reached the threshold. It is also the run's `Stopper`: a trial
+on a larger network than the answer is stopped at its next report, and the
+experiment ends as soon as no smaller trial is still running (one of those may
+succeed too and is then the answer, so they are waited for).
 
-Trials run as Ray tasks (`RayExecutor`: a local cluster by default, or an
-existing one given its address); `LocalExecutor` runs them one after the other
-in this process behind the same interface.
+Trials are `trial.run_trial` (a function trainable reporting each epoch with a
+checkpoint). The experiment is stored under ``storage/name``: an interrupted
+exploration resumes with `ray.tune.Tuner.restore` (finished trials are not
+rerun, unfinished ones continue from their checkpoint), and a trial whose
+worker died is retried from its checkpoint (``FailureConfig(max_failures)``).
+Finished trials of earlier explorations with the same trial settings but
+another threshold (other experiments in ``storage``) are reused, not rerun.
+Each finished trial can also be appended to a JSON-lines file (``record``), a
+plain log for the user and for bench/cocotune_study.py, never read back here.
 
 Example:
 
 ```python
-store = ResultStore("out/tune/trials.jsonl")
-result = explore(payloads, params, threshold=0.9, store=store,
-                 executor=RayExecutor(workers=2), workers=2)
+with ray_session(workers=2):
+    result = explore(payloads, params, threshold=0.9, storage="out/tune/ray",
+                     name="block", workers=2)
 print(result["best"], result["explored"])
 ```
 """
 
+import contextlib
 import json
 import os
-import time
+import pickle
 
-import numpy as np
+from ray import tune
+from ray.tune.search import Searcher
 
+from cocopie_keras.cocotune.trial import limit_threads, run_trial  # noqa: F401 (re-exported)
 
-def limit_threads(threads):
-    """Caps TensorFlow's thread pools (must run before TF executes anything)."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass  # already initialized in this (reused) process: settings stay as first set
+MAX_FAILURES = 3
+"""Retries of a trial whose worker died (each from the trial's last checkpoint)."""
 
 
-class ResultStore:
-    """Finished trials in a JSON-lines file.
+class ObjectiveOrder(Searcher, tune.Stopper):
+    """Suggests configurations smallest first and ends at the first success.
 
-    A trial is identified by its init, its configuration and the settings that
-    change its result (fine-tuning epochs and stopping target), so runs with
-    other settings never reuse it.
+    Args:
+        payloads: per configuration, the trial's config (`trial.run_trial`).
+        params: per configuration, its parameter count (defines the order).
+        threshold: accuracy a network must reach.
+        workers: trials suggested and running at once.
+        known: ``{index: row}`` finished in earlier explorations: not rerun.
     """
 
-    SETTINGS = ("epochs", "stop_at")
+    def __init__(self, payloads, params, threshold, workers=1, known=None):
+        super().__init__()
+        self.payloads = payloads
+        self.order = sorted(range(len(payloads)), key=lambda i: (params[i], i))
+        self.rank = {index: rank for rank, index in enumerate(self.order)}
+        self.threshold = threshold
+        self.workers = workers
+        self.known = dict(known or {})
+        self.next_rank = 0
+        self.live = {}          # trial id -> configuration index
+        self.best_rank = None
+
+    def _record(self, index, accuracy):
+        rank = self.rank[index]
+        if accuracy >= self.threshold and (self.best_rank is None or rank < self.best_rank):
+            self.best_rank = rank
+
+    def suggest(self, trial_id):
+        if len(self.live) >= self.workers:
+            return None  # asked again once a trial ends
+        while self.best_rank is None and self.next_rank < len(self.order):
+            index = self.order[self.next_rank]
+            self.next_rank += 1
+            if index in self.known:
+                self._record(index, self.known[index]["accuracy"])
+                continue
+            self.live[trial_id] = index
+            return dict(self.payloads[index], config_index=index)
+        return Searcher.FINISHED
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        index = self.live.pop(trial_id, None)
+        if index is not None and not error and result and result.get("complete"):
+            self._record(index, result["val_accuracy"])
+
+    def __call__(self, trial_id, result):
+        """Stops a trial on a network larger than the answer (not needed)."""
+        index = self.live.get(trial_id)
+        return (self.best_rank is not None and index is not None
+                and self.rank[index] > self.best_rank)
+
+    def stop_all(self):
+        """True once the answer is known and no smaller trial still runs."""
+        return self.best_rank is not None and all(
+            self.rank[index] > self.best_rank for index in self.live.values())
+
+    STATE = ("order", "rank", "threshold", "workers", "known", "next_rank", "live",
+             "best_rank")
+
+    def save(self, checkpoint_path):
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({key: getattr(self, key) for key in self.STATE}, f)
+
+    def restore(self, checkpoint_path):
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+class TrialLog(tune.Callback):
+    """Appends each finished trial's row to a JSON-lines file, as it finishes."""
 
     def __init__(self, path):
         self.path = path
-        self.results = {}
-        if os.path.exists(path):
-            with open(path) as f:
-                for line in f:
-                    line = line.strip()
-                    if not line:
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a line cut short by a kill: that trial reruns
-                    self.results[self.key(row)] = row
 
-    @classmethod
-    def key(cls, trial):
-        """Identity of a trial, from its payload or its stored row."""
-        settings = tuple(trial.get("settings", trial).get(k) for k in cls.SETTINGS)
-        return (trial["init"], tuple(round(float(r), 6) for r in trial["config"]), settings)
-
-    def get(self, payload):
-        return self.results.get(self.key(payload))
-
-    def add(self, payload, row):
-        row = dict(row, init=payload["init"], config=list(payload["config"]),
-                   settings={k: payload.get(k) for k in self.SETTINGS})
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self.results[self.key(row)] = row
-        return row
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        if result.get("complete") and "row" in result:
+            with open(self.path, "a") as f:
+                f.write(result["row"] + "\n")
 
 
-class LocalExecutor:
-    """Runs each trial in this process when it is waited for."""
-
-    def __init__(self, threads=1):
-        self.threads = threads
-        self._pending = {}
-        self._next = 0
-
-    def submit(self, fn, payload):
-        handle = self._next
-        self._next += 1
-        self._pending[handle] = (fn, payload)
-        return handle
-
-    def wait(self, handles):
-        """Runs the first handle; returns ``[(handle, result)]``."""
-        handle = handles[0]
-        fn, payload = self._pending.pop(handle)
-        return [(handle, fn(payload))]
-
-    def cancel(self, handle):
-        self._pending.pop(handle, None)
-
-    def warm_up(self, workers):
-        del workers  # trials run in this process, where Keras is already imported
-
-    def close(self):
-        self._pending.clear()
+def trial_dirname(trial):
+    """Short trial folders: the init, the configuration index and the trial id."""
+    return f"{trial.config['init']}_{trial.config['config_index']:03d}_{trial.trial_id}"
 
 
-def _ray_call(fn, payload):
-    return fn(payload)
+def _finished_rows(result_grid):
+    """``{configuration index: row}`` of the grid's trials that finished."""
+    rows = {}
+    for result in result_grid:
+        metrics = result.metrics or {}
+        if result.config and metrics.get("complete") and "row" in metrics:
+            rows[result.config["config_index"]] = json.loads(metrics["row"])
+    return rows
 
 
-def _import_keras(_):
-    import keras  # noqa: F401
+def earlier_rows(storage, prefix, name, trainable):
+    """Finished rows of the other experiments in ``storage`` named ``prefix*``.
 
-    return os.getpid()
-
-
-class RayExecutor:
-    """Runs trials as Ray tasks, one CPU each.
-
-    Args:
-        address: an existing cluster (``"auto"`` or ``"host:port"``); None
-            starts a local one with ``workers`` CPUs.
-        workers: CPUs of the local cluster (trials running at once).
-        threads: TensorFlow threads per trial.
+    Those explored the same trials (same init and trial settings) for another
+    threshold: their results stand and are reused.
     """
-
-    def __init__(self, address=None, workers=1, threads=1):
-        import ray
-
-        self._ray = ray
-        self._started = not ray.is_initialized()
-        if self._started:
-            kwargs = dict(include_dashboard=False, log_to_driver=False,
-                          runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads),
-                                                    "TF_NUM_INTRAOP_THREADS": str(threads),
-                                                    "TF_NUM_INTEROP_THREADS": "1",
-                                                    "TF_CPP_MIN_LOG_LEVEL": "2"}})
-            if address is None:
-                kwargs["num_cpus"] = workers
-            ray.init(address=address, **kwargs)
-        self._task = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
-
-    def submit(self, fn, payload):
-        return self._task.remote(fn, payload)
-
-    def wait(self, handles):
-        done, _ = self._ray.wait(list(handles), num_returns=1)
-        return [(handle, self._ray.get(handle)) for handle in done]
-
-    def cancel(self, handle):
-        self._ray.cancel(handle, force=True)
-
-    def warm_up(self, workers):
-        """Starts ``workers`` worker processes and imports Keras in each.
-
-        Otherwise the first trials of the first exploration pay the start-up
-        (seconds per worker) and explorations run later do not, which skews
-        timings that compare them.
-        """
-        handles = [self._task.remote(_import_keras, index) for index in range(workers)]
-        self._ray.get(handles)
-
-    def close(self):
-        if self._started:
-            self._ray.shutdown()
+    rows = {}
+    if not os.path.isdir(storage):
+        return rows
+    for other in sorted(os.listdir(storage)):
+        path = os.path.join(storage, other)
+        if other == name or not other.startswith(prefix) or not tune.Tuner.can_restore(path):
+            continue
+        rows.update(_finished_rows(tune.Tuner.restore(path, trainable).get_results()))
+    return rows
 
 
-def _StopAt(target, epoch_seconds):
-    """Ends fitting once val_accuracy reaches ``target`` (None: never).
+def summarize(params, threshold, rows, taken):
+    """The exploration's result from its finished ``rows`` (``{index: row}``).
 
-    Also appends each epoch's duration (training and validation) to
-    ``epoch_seconds``, so the cost of stopping at an earlier target can be read
-    from the same trial.
+    ``taken`` holds the indices whose rows were not run by this call (earlier
+    explorations, or an earlier session of this one): a wall clock started now
+    misses their time, reported as ``resumed_seconds``.
     """
-    import keras
+    order = sorted(range(len(params)), key=lambda i: (params[i], i))
+    successes = [rank for rank, index in enumerate(order)
+                 if index in rows and rows[index]["accuracy"] >= threshold]
+    best_rank = min(successes) if successes else None
+    used_indices = [index for rank, index in enumerate(order) if index in rows
+                    and (best_rank is None or rank <= best_rank)]
+    larger = [index for rank, index in enumerate(order) if index in rows
+              and index not in taken and best_rank is not None and rank > best_rank]
+    used = [rows[index] for index in used_indices]
+    return {"best": rows[order[best_rank]] if best_rank is not None else None,
+            "explored": len(used), "trial_seconds": float(sum(r["seconds"] for r in used)),
+            "trials_finished": len(used) + len(larger), "rows": used,
+            "resumed": sum(1 for index in used_indices if index in taken),
+            "resumed_seconds": float(sum(rows[index]["seconds"] for index in used_indices
+                                         if index in taken))}
 
-    class StopAt(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self._started = time.time()
 
-        def on_epoch_end(self, epoch, logs=None):
-            epoch_seconds.append(time.time() - self._started)
-            if target is not None and (logs or {}).get("val_accuracy", 0.0) >= target:
-                self.model.stop_training = True
+@contextlib.contextmanager
+def ray_session(address=None, workers=1, threads=1):
+    """Ray for the exploration: an existing cluster, or a local one of workers*threads CPUs.
 
-    return StopAt()
-
-
-def run_trial(payload):
-    """One trial: assemble a network, fine-tune it, measure validation accuracy.
-
-    ``payload`` holds only file paths and plain values, so it can run in any
-    worker that sees the same files.
+    Runs offline: no dashboard and no usage statistics. A session already
+    started by the caller is used as it is and left running.
     """
-    limit_threads(payload.get("threads", 1))
-    import keras
+    import ray
 
-    from cocopie_keras.cocotune import pretrain
-    from cocopie_keras.cocotune import surgery
-
-    started = time.time()
-    keras.utils.set_random_seed(payload.get("seed", 0))
-    teacher = keras.saving.load_model(payload["teacher_path"], compile=False)
-    modules = [surgery.Module(tuple(m["convs"]), m["input"], m["output"])
-               for m in payload["modules"]]
-    block_weights = None
-    if payload["init"] == "block":
-        block_weights = pretrain.load_block_weights(payload["blocks_path"])
-    model = pretrain.assemble(teacher, modules, payload["config"],
-                              payload.get("block_ids"), block_weights)
-    with np.load(payload["data_path"]) as data:
-        x_train, y_train = data["x_train"], data["y_train"]
-        x_val, y_val = data["x_val"], data["y_val"]
-    model.compile(optimizer=keras.optimizers.Adam(payload.get("learning_rate", 1e-3)),
-                  loss=keras.losses.SparseCategoricalCrossentropy(
-                      from_logits=payload.get("from_logits", True)),
-                  metrics=["accuracy"])
-    initial = float(model.evaluate(x_val, y_val, verbose=0,
-                                   batch_size=payload.get("batch_size", 64))[1])
-    curve = [initial]
-    epoch_seconds = []
-    setup_seconds = time.time() - started
-    target = payload.get("stop_at")
-    # Fine-tuning stops once the network reaches the target: the objective only
-    # asks whether it can, and a better start (pre-trained blocks) gets there sooner.
-    if target is None or initial < target:
-        history = model.fit(x_train, y_train, epochs=payload["epochs"],
-                            batch_size=payload.get("batch_size", 64),
-                            validation_data=(x_val, y_val), verbose=0,
-                            callbacks=[_StopAt(target, epoch_seconds)])
-        curve += [float(a) for a in history.history.get("val_accuracy", [])]
-    return {"init": payload["init"], "config": list(payload["config"]),
-            "params": int(model.count_params()), "accuracy": curve[-1],
-            "accuracy_curve": curve, "epochs": len(curve) - 1,
-            "setup_seconds": setup_seconds, "epoch_seconds": epoch_seconds,
-            "seconds": time.time() - started}
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    if ray.is_initialized():
+        yield
+        return
+    env = {"OMP_NUM_THREADS": str(threads), "TF_NUM_INTRAOP_THREADS": str(threads),
+           "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    kwargs = dict(include_dashboard=False, log_to_driver=False,
+                  runtime_env={"env_vars": env})
+    if address is None:
+        # "local": a new cluster, even if `ray start` left one on this machine.
+        address, kwargs["num_cpus"] = "local", workers * threads
+    ray.init(address=address, **kwargs)
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
-def explore(payloads, params, threshold, store, executor, trial_fn=run_trial, workers=1,
-            log=None):
+def _reporter():
+    """Ray Tune's table of trials, showing only what tells them apart."""
+    return tune.CLIReporter(parameter_columns=["init", "config_index"],
+                            metric_columns=["epoch", "val_accuracy"], max_report_frequency=30)
+
+
+def _new_tuner(trainable, searcher, storage, name, num_samples, record, max_failures, log):
+    run_config = tune.RunConfig(
+        name=name, storage_path=storage, stop=searcher,
+        failure_config=tune.FailureConfig(max_failures=max_failures),
+        # num_to_keep also makes each trial checkpoint save the experiment state,
+        # so a driver killed right after a trial finished does not rerun it.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[TrialLog(record)] if record else None,
+        verbose=1 if log else 0, progress_reporter=_reporter() if log else None)
+    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=num_samples,
+                                  reuse_actors=True, trial_dirname_creator=trial_dirname)
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def explore(payloads, params, threshold, storage, name, prefix=None, trainable=run_trial,
+            workers=1, threads=1, record=None, max_failures=MAX_FAILURES, log=None):
     """Tries configurations smallest first until one reaches ``threshold``.
 
+    Needs a Ray session (`ray_session`).
+
     Args:
-        payloads: per configuration, the payload for ``trial_fn``.
+        payloads: per configuration, the trial's config (plain values).
         params: per configuration, its parameter count (defines the order).
         threshold: accuracy a network must reach.
-        store: a `ResultStore`; finished trials found there are not rerun.
-        executor: `LocalExecutor` or `RayExecutor`.
-        trial_fn: function payload -> result row (module-level, for Ray).
-        workers: trials kept running at once.
+        storage, name: the Ray Tune experiment is ``storage/name``; if it
+            exists (an interrupted run), it is restored and continued.
+        prefix: experiments in ``storage`` starting with it ran the same
+            trials for other thresholds: their finished trials are reused.
+        trainable: Ray Tune function trainable (default `trial.run_trial`).
+        workers: trials running at once; threads: CPUs (TF threads) per trial.
+        record: JSON-lines file each finished trial's row is appended to.
+        max_failures: retries of a trial whose worker died, each from its
+            last checkpoint (an interrupted run restored keeps its own).
+        log: None for a silent run; else Ray Tune's progress table is shown.
 
     Returns:
         dict with ``best`` (result row or None), ``explored`` (trials up to
         the answer in size order), ``trial_seconds`` (their summed time),
         ``trials_finished`` (including larger ones that finished before the
-        answer did), ``rows`` (the explored results, in order),
-        ``resumed`` and ``resumed_seconds`` (trials of ``rows`` taken from
-        ``store`` instead of run now, and their recorded time: a wall-clock
-        measurement of a resumed exploration misses it).
+        answer did), ``rows`` (the explored results, in order), ``resumed``
+        and ``resumed_seconds`` (trials of ``rows`` finished before this call,
+        in an earlier exploration or an interrupted session of this one, and
+        their recorded time: a wall clock started now misses it).
     """
-    order = sorted(range(len(payloads)), key=lambda i: (params[i], i))
-    position = {index: rank for rank, index in enumerate(order)}
-    running, rows, resumed = {}, {}, set()
-    best_rank, next_rank = None, 0
-
-    def record(index, row):
-        nonlocal best_rank
-        rows[index] = row
-        rank = position[index]
-        if row["accuracy"] >= threshold and (best_rank is None or rank < best_rank):
-            best_rank = rank
-            for handle, other in list(running.items()):
-                if position[other] > rank:  # larger than the answer: not needed
-                    executor.cancel(handle)
-                    del running[handle]
-
-    while True:
-        while len(running) < workers and next_rank < len(order) and best_rank is None:
-            index = order[next_rank]
-            next_rank += 1
-            payload = payloads[index]
-            stored = store.get(payload)
-            if stored is not None:
-                resumed.add(index)
-                record(index, stored)
-                continue
-            running[executor.submit(trial_fn, payload)] = index
-        if not running:
-            break
-        for handle, row in executor.wait(list(running)):
-            index = running.pop(handle, None)
-            if index is None:
-                continue
-            row = store.add(payloads[index], dict(row, config_index=index))
-            if log:
-                log(f"{row['init']:>7} config {index:3d} params {row['params']:9d} "
-                    f"accuracy {row['accuracy']:.4f} ({row['seconds']:.1f} s)")
-            record(index, row)
-    used_indices = [i for i in order if i in rows
-                    and (best_rank is None or position[i] <= best_rank)]
-    used = [rows[i] for i in used_indices]
-    return {"best": rows[order[best_rank]] if best_rank is not None else None,
-            "explored": len(used), "trial_seconds": float(sum(r["seconds"] for r in used)),
-            "trials_finished": len(rows), "rows": used,
-            "resumed": sum(1 for i in used_indices if i in resumed),
-            "resumed_seconds": float(sum(rows[i]["seconds"] for i in used_indices
-                                         if i in resumed))}
+    if log:
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # CLIReporter's table
+    # Saving the experiment state at each trial checkpoint is wanted (see _new_tuner).
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    storage = os.path.abspath(storage)
+    path = os.path.join(storage, name)
+    trainable = tune.with_resources(trainable, {"cpu": threads})
+    known = earlier_rows(storage, prefix, name, trainable) if prefix else {}
+    if tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True,
+                                   resume_errored=True)
+        before = _finished_rows(tuner.get_results())
+    else:
+        searcher = ObjectiveOrder(payloads, params, threshold, workers, known)
+        tuner = _new_tuner(trainable, searcher, storage, name, len(payloads), record,
+                           max_failures, log)
+        before = {}
+    grid = tuner.fit()
+    if grid.errors:
+        raise RuntimeError(f"{len(grid.errors)} trial(s) of {path} failed "
+                           f"and were not retried further: {grid.errors[0]!r}")
+    rows = {**known, **_finished_rows(grid)}
+    result = summarize(params, threshold, rows, set(known) | set(before))
+    if log:
+        for row in result["rows"]:
+            log(f"{row['init']:>7} config {row['config_index']:3d} params {row['params']:9d} "
+                f"accuracy {row['accuracy']:.4f} ({row['seconds']:.1f} s)")
+    return result

@@ -1,7 +1,8 @@
 """cocopie cocotune: composability-based filter pruning (CoCo-Tune) of a .keras model.
 
 Finds the smallest filter-pruned network of a promising subspace whose accuracy
-stays within --alpha of the full model, exploring smallest first on Ray, with
+stays within --alpha of the full model, exploring smallest first on Ray Tune
+(rerun with the same --workdir to resume an interrupted exploration), with
 networks initialized from pre-trained tuning blocks (and/or, as a baseline,
 from the full model's surviving weights).
 """
@@ -20,7 +21,8 @@ def add_arguments(parser):
 
     add_data_arguments(parser)
     parser.add_argument("--workdir", required=True,
-                        help="folder for blocks and results; rerun with it to resume")
+                        help="folder for blocks, Ray Tune experiments (ray/) and results; "
+                             "rerun with it to resume")
     parser.add_argument("--modules", help="JSON file: list of {convs, input, output} "
                                           "(default: the model's residual blocks)")
     parser.add_argument("--configs", help="JSON file: list of per-module rate lists "
@@ -35,11 +37,15 @@ def add_arguments(parser):
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--init", choices=("both", "block", "default"), default="both",
                         help="block-trained exploration, the default baseline, or both")
-    parser.add_argument("--executor", choices=("ray", "local"), default="ray")
-    parser.add_argument("--address", help="existing Ray cluster ('auto' or host:port)")
+    parser.add_argument("--executor", choices=("ray",), default="ray",
+                        help="kept for old scripts: trials always run as Ray Tune trials")
+    parser.add_argument("--address", help="existing Ray cluster ('auto' or host:port); "
+                                          "default: a local one of workers*threads CPUs")
     parser.add_argument("--workers", type=int, default=1, help="trials running at once")
     parser.add_argument("--threads", type=int, default=1, help="TF threads per trial")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-failures", type=int, default=3,
+                        help="retries of a trial whose worker died (from its checkpoint)")
 
 
 def _read_json(path, what):
@@ -78,7 +84,7 @@ def run(args):
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         inits=("block", "default") if args.init == "both" else (args.init,),
         executor=args.executor, address=args.address, workers=args.workers,
-        threads=args.threads, seed=args.seed)
+        threads=args.threads, seed=args.seed, max_failures=args.max_failures)
     print(f"full model: {summary['full_params']} params, accuracy "
           f"{summary['full_accuracy']:.4f}; threshold {summary['threshold']:.4f}; "
           f"{len(summary['blocks'])} tuning blocks")
