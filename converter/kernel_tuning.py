@@ -154,10 +154,7 @@ def write_record(builder, raw_entries):
         t.AddChannelBlock(builder, raw.channel_block)
         t.AddKernel(builder, raw.kernel)
         tables.append(t.End(builder))
-    schema.TuningRecord.StartEntriesVector(builder, len(tables))
-    for table in reversed(tables):  # the builder writes back to front
-        builder.PrependUOffsetTRelative(table)
-    entries = builder.EndVector()
+    entries = schema.table_vector(builder, schema.TuningRecord.StartEntriesVector, tables)
     schema.TuningRecord.Start(builder)
     schema.TuningRecord.AddEntries(builder, entries)
     return schema.TuningRecord.End(builder)

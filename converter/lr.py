@@ -148,10 +148,8 @@ def encode(layers):
     """Serializes a list of ``LRLayer`` to an LR version-3 buffer."""
     builder = flatbuffers.Builder(1024)
     tables = [_write_layer(builder, layer) for layer in layers]
-    schema.LayerwiseRepresentation.StartLayersVector(builder, len(tables))
-    for table in reversed(tables):  # the builder writes back to front
-        builder.PrependUOffsetTRelative(table)
-    layers_vector = builder.EndVector()
+    layers_vector = schema.table_vector(
+        builder, schema.LayerwiseRepresentation.StartLayersVector, tables)
     schema.LayerwiseRepresentation.Start(builder)
     schema.LayerwiseRepresentation.AddVersion(builder, VERSION)
     schema.LayerwiseRepresentation.AddLayers(builder, layers_vector)

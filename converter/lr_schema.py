@@ -36,6 +36,15 @@ class SchemaBufferError(ValueError):
     """A buffer that is not a well-formed FlatBuffer of the expected kind."""
 
 
+def table_vector(builder, start_vector, tables):
+    """Writes a vector of the already-written ``tables`` (in their order);
+    ``start_vector`` is the generated ``Start<Field>Vector`` of the owner."""
+    start_vector(builder, len(tables))
+    for table in reversed(tables):  # the builder writes back to front
+        builder.PrependUOffsetTRelative(table)
+    return builder.EndVector()
+
+
 def finish(builder, root, identifier):
     """The finished, size-prefixed buffer as ``bytes``."""
     builder.FinishSizePrefixed(root, identifier)
