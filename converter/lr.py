@@ -35,6 +35,12 @@ REMOVED_KERNEL = 255
 MAX_KERNEL_CELLS = 32
 """Largest ``kernel_h * kernel_w`` the LR describes: a pattern is a 32-bit mask."""
 MAX_PATTERNS = REMOVED_KERNEL - 1
+MAX_CHANNELS = 1 << 16
+"""Largest channel count the LR describes (the delegate's bound too)."""
+MAX_KERNELS = 1 << 28
+"""Most (output, input) kernels all layers of one LR describe together:
+``decode`` expands grouped rows to one id per kernel, and a small hostile
+buffer could otherwise ask for gigabytes (real networks stay far below)."""
 
 # Output-channel groups the encoder tries, widest first.
 _GROUP_CANDIDATES = (64, 32, 16, 8, 4, 2)
@@ -167,7 +173,7 @@ def _refuse_old_versions(data):
         f"release (it writes and reads LR version {VERSION})")
 
 
-def _read_layer(table, index):
+def _read_layer(table, index, kernel_budget=MAX_KERNELS):
     where = f"LR layer {index}"
     schema.checked_table(table, where)
     kh, kw, cout, cin = table.KernelH(), table.KernelW(), table.OutChannels(), table.InChannels()
@@ -176,8 +182,11 @@ def _read_layer(table, index):
     num_ids = schema.checked_length(table, _IDS_SLOT, 1, where)
     if not (0 < num_patterns <= MAX_PATTERNS and 0 < kh * kw <= MAX_KERNEL_CELLS):
         raise LRFormatError(f"{where}: pattern table out of range")
-    if cout == 0 or cin == 0:
-        raise LRFormatError(f"{where}: channel counts out of range (out={cout}, in={cin})")
+    if not (0 < cout <= MAX_CHANNELS and 0 < cin <= MAX_CHANNELS and entries > 0):
+        raise LRFormatError(f"{where}: channel counts out of range (out={cout}, in={cin}) "
+                            f"or no entries per pattern ({entries})")
+    if cout * cin > kernel_budget:
+        raise LRFormatError(f"{where}: the LR describes more than {MAX_KERNELS} kernels")
     if not 0 < group <= cout:
         raise LRFormatError(f"{where}: output-channel group {group} out of range")
     rows = -(-cout // group)
@@ -214,16 +223,34 @@ def decode(data):
             raise LRFormatError(
                 f"LR version {root.Version()} is not supported (expected {VERSION})")
         count = schema.checked_length(root, _LAYERS_SLOT, 4, "LR")
-        layers = [_read_layer(root.Layers(i), i) for i in range(count)]
+        layers = _read_layers(root, count, len(data))
     except LRFormatError:
         raise
     except schema.SchemaBufferError as error:
         raise LRFormatError(str(error)) from None
     except schema.READ_ERRORS as error:
         raise LRFormatError(f"LR is malformed ({error})") from None
-    seen = set()
-    for layer in layers:
+    return layers
+
+
+def _read_layers(root, count, size):
+    """The ``count`` layers of ``root``, refusing a buffer whose layers share
+    stored vectors to describe more than its ``size`` bytes hold (the schema
+    allows the aliasing; expanding it could exhaust memory)."""
+    layers, seen, described, kernel_budget = [], set(), 0, MAX_KERNELS
+    for index in range(count):
+        where = f"LR layer {index}"
+        table = schema.checked_table(root.Layers(index), where)
+        described += (schema.checked_length(table, _IDS_SLOT, 1, where)
+                      + 4 * schema.checked_length(table, _MASKS_SLOT, 4, where))
+        if described > size:
+            raise LRFormatError(
+                f"LR layers 0..{index} describe {described} bytes of pattern ids and masks "
+                f"but the buffer holds {size} (layers sharing stored vectors)")
+        layer = _read_layer(table, index, kernel_budget)
+        kernel_budget -= layer.kernel_pattern.size
         if layer.op_index in seen:
             raise LRFormatError(f"LR describes operator {layer.op_index} twice")
         seen.add(layer.op_index)
+        layers.append(layer)
     return layers

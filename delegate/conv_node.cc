@@ -304,15 +304,15 @@ class ConvPartitionStep final : public StepHolding<ConvStep> {
   using StepHolding::StepHolding;
 
   TfLiteStatus Prepare(TfLiteContext* context, PartitionTensors* tensors,
-                       const StepEnvironment& env) override {
-    const TfLiteStatus status =
-        tensors->PrepareGeometry(context, step_.node_index, step_.input_tensor,
-                                 step_.output_tensor, step_.padding, &step_.geometry);
-    if (status != kTfLiteOk) return status;
-    // Kernel tuning needs the geometry just computed (kernel_tuning.h).
+                       const StepEnvironment&) override {
+    return tensors->PrepareGeometry(context, step_.node_index, step_.input_tensor,
+                                    step_.output_tensor, step_.padding, &step_.geometry);
+  }
+
+  void Tune(const StepEnvironment& env) override {
+    // Kernel tuning needs the geometry Prepare computed (kernel_tuning.h).
     RefreshBuiltInChoice(env.state->options().kernel, &step_);
     TuneConvStep(env.state, &step_, env.pool, env.lr);
-    return kTfLiteOk;
   }
 
   TfLiteStatus Invoke(TfLiteContext* context, PartitionTensors* tensors,

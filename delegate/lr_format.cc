@@ -199,8 +199,21 @@ bool ParseLayerwiseRepresentation(const uint8_t* data, size_t size,
                            std::to_string(size) + " bytes for them");
   }
   out->layers.resize(num_layers);
+  // Several layers may point at one stored vector (the verifier allows it),
+  // so the vectors' sizes are added up before any is copied: an LR cannot
+  // describe more than it holds.
+  size_t described = 0;
   for (size_t i = 0; i < num_layers; ++i) {
     const auto* layer = root->layers()->Get(static_cast<flatbuffers::uoffset_t>(i));
+    described += (layer->kernel_pattern() == nullptr ? 0 : layer->kernel_pattern()->size()) +
+                 sizeof(uint32_t) *
+                     (layer->pattern_masks() == nullptr ? 0 : layer->pattern_masks()->size());
+    if (described > size) {
+      return Fail(error, "LR layers 0.." + std::to_string(i) + " describe " +
+                             std::to_string(described) + " bytes of pattern ids and masks "
+                             "but the buffer holds " + std::to_string(size) +
+                             " (layers sharing stored vectors)");
+    }
     if (!ParseLayer(*layer, static_cast<uint32_t>(i), &out->layers[i], error)) return false;
   }
   uint32_t duplicate = 0;

@@ -277,6 +277,23 @@ TEST(LrFormat, LayerCountBeyondItsBytesIsRefusedBeforeAllocating) {
   EXPECT_EQ(lr.layers.capacity(), 0u);
 }
 
+// Layers naming one stored table (and so one vector of ids) many times: a
+// small buffer that would otherwise expand to many copies of its ids.
+TEST(LrFormat, LayersSharingStoredVectorsCannotDescribeMoreThanTheBufferHolds) {
+  const uint32_t out_c = 512, in_c = 128;
+  const std::vector<uint8_t> bytes =
+      LrBuilder()
+          .Layer(0, 1, out_c, 3, 3, in_c, {kT}, 4, std::vector<uint8_t>(out_c * in_c, 0))
+          .RepeatLast(100)
+          .bytes();
+  ASSERT_LT(bytes.size(), 2u * out_c * in_c);
+  LayerwiseRepresentation lr;
+  std::string error;
+  EXPECT_FALSE(Parse(bytes, &lr, &error));
+  EXPECT_NE(error.find("(layers sharing stored vectors)"), std::string::npos) << error;
+  EXPECT_NE(error.find("LR layers 0..1 describe"), std::string::npos) << error;
+}
+
 // The largest LR the parser accepts, one minimal layer per operator: linear
 // work, with duplicates still found and every layer reachable.
 std::vector<uint8_t> MinimalLayers(uint32_t count, uint32_t last_op) {

@@ -75,6 +75,7 @@ class PartitionKernel {
       const TfLiteStatus status = step->Prepare(context, &tensors_, env);
       if (status != kTfLiteOk) return status;
     }
+    for (const auto& step : steps_) step->Tune(env);
     return kTfLiteOk;
   }
 

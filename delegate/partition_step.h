@@ -65,6 +65,10 @@ class PartitionStep {
   // output from the inputs' current shapes (earlier steps have sized theirs).
   virtual TfLiteStatus Prepare(TfLiteContext* context, PartitionTensors* tensors,
                                const StepEnvironment& env) = 0;
+  // Called once every step of the partition is prepared (so that nothing is
+  // timed for a partition that cannot run): a step whose kernel choice
+  // depends on its geometry makes it here.
+  virtual void Tune(const StepEnvironment& env) { (void)env; }
   // `release_workers`: this is the partition's last step, after which the
   // runtime's own kernels run (pattern_conv.h).
   virtual TfLiteStatus Invoke(TfLiteContext* context, PartitionTensors* tensors,

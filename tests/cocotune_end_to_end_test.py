@@ -168,3 +168,18 @@ def test_cli_refuses_bad_rates_and_runs(trained, tmp_path):
                           capture_output=True, text=True)
     assert good.returncode == 0, good.stderr[-2000:]
     assert "1 configs explored" in good.stdout and "summary.json" in good.stdout
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"executor": "local"}, "executor='local'"),
+    ({"workers": 0}, "workers=0"),
+    ({"max_failures": -1}, "max_failures=-1"),
+    ({"max_failures": 1.5}, "max_failures=1.5"),
+    ({"inits": ("block", "random")}, "init='random'"),
+])
+def test_bad_arguments_are_refused_before_any_work(tmp_path, kwargs, match):
+    from cocopie_keras.cocotune import api
+
+    with pytest.raises(ValueError, match=match):
+        api.tune(None, None, None, str(tmp_path / "work"), **kwargs)
+    assert not (tmp_path / "work").exists()

@@ -154,3 +154,25 @@ def test_interrupted_exploration_resumes_without_rerunning_trials(ray_cluster, t
     assert [row["config_index"] for row in result["rows"]] == [0, 2, 3, 4]
     assert result["resumed"] == 2 and result["resumed_seconds"] == 2.0
 
+
+
+def test_a_smaller_network_that_errored_is_not_passed_over_on_resume(tmp_path):
+    # By size: config 0 (300 params), then config 2 (400). The smallest trial
+    # errors and the larger one succeeds: the answer is not known until the
+    # failed one is retried, which a restored run does.
+    order = explore.ObjectiveOrder(payloads_for(CONFIGS, tmp_path), PARAMS, 0.5, workers=2)
+    first, second = order.suggest("t1"), order.suggest("t2")
+    assert [first["config_index"], second["config_index"]] == [0, 2]
+    order.on_trial_complete("t1", error=True)
+    order.on_trial_complete("t2", {"complete": True, "val_accuracy": 0.9})
+    assert order.best_rank == 1
+    assert not order.stop_all()  # config 0 failed, not answered
+    assert order("t1", {}) is False
+    order.save(str(tmp_path / "searcher.pkl"))
+
+    restored = explore.ObjectiveOrder(payloads_for(CONFIGS, tmp_path), PARAMS, 0.5)
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert restored.live == {"t1": 0} and restored.failed == {}
+    assert not restored.stop_all()
+    restored.on_trial_complete("t1", {"complete": True, "val_accuracy": 0.8})
+    assert restored.best_rank == 0 and restored.stop_all()

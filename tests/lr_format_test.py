@@ -99,6 +99,27 @@ def test_operator_twice_is_an_error():
         lr.decode(data)
 
 
+def test_layers_sharing_stored_vectors_cannot_describe_more_than_the_buffer_holds():
+    import flatbuffers
+
+    from cocopie_keras.converter import lr_schema
+
+    pool = patterns.default_pattern_pool()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, len(pool), size=(512, 128)).astype(np.uint8)
+    builder = flatbuffers.Builder(1024)
+    table = lr._write_layer(builder, lr.LRLayer(0, 1, pool, ids))
+    layers = lr_schema.table_vector(builder, LayerwiseRepresentation.StartLayersVector,
+                                    [table] * 100)
+    LayerwiseRepresentation.Start(builder)
+    LayerwiseRepresentation.AddVersion(builder, lr.VERSION)
+    LayerwiseRepresentation.AddLayers(builder, layers)
+    data = lr_schema.finish(builder, LayerwiseRepresentation.End(builder), lr.MAGIC)
+    assert len(data) < 2 * ids.size
+    with pytest.raises(lr.LRFormatError, match=r"LR layers 0\.\.1 describe .*sharing stored"):
+        lr.decode(data)
+
+
 def test_grouped_rows_and_tuning_round_trip():
     pool = patterns.default_pattern_pool()
     rows = np.array([[0, lr.REMOVED_KERNEL, 5], [2, 2, lr.REMOVED_KERNEL]], np.uint8)
@@ -182,3 +203,15 @@ def test_random_mutations_are_refused_or_read_without_surprises():
             except kernel_tuning.TuningFormatError:
                 pass
     assert 0 < read < 3000
+
+
+def test_kernels_described_are_bounded_before_expanding_rows(monkeypatch):
+    data = lr.encode(sample_layers())  # 2 x 3 kernels, then 1 x 1
+    monkeypatch.setattr(lr, "MAX_KERNELS", 5)
+    with pytest.raises(lr.LRFormatError, match="LR layer 0: the LR describes more than 5"):
+        lr.decode(data)
+    monkeypatch.setattr(lr, "MAX_KERNELS", 6)
+    with pytest.raises(lr.LRFormatError, match="LR layer 1: the LR describes more than 6"):
+        lr.decode(data)
+    monkeypatch.setattr(lr, "MAX_KERNELS", 7)
+    assert [layer.kernel_pattern.shape for layer in lr.decode(data)] == [(2, 3), (1, 1)]

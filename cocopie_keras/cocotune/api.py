@@ -29,7 +29,7 @@ def _from_logits(model):
     return getattr(activation, "__name__", "linear") != "softmax"
 
 
-def _check_arguments(inits, executor, workers, threads, epochs):
+def _check_arguments(inits, executor, workers, threads, epochs, max_failures):
     for init in inits:
         if init not in INITS:
             raise ValueError(f"Expected inits among {INITS}. Received: init={init!r}")
@@ -40,6 +40,10 @@ def _check_arguments(inits, executor, workers, threads, epochs):
     if workers < 1 or threads < 1 or epochs < 1:
         raise ValueError(f"Expected workers, threads, epochs >= 1. Received: workers={workers}, "
                          f"threads={threads}, epochs={epochs}")
+    # Ray Tune reads a negative count as "retry forever": a crashing trial
+    # would then never end the exploration.
+    if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
+        raise ValueError(f"Expected max_failures >= 0. Received: max_failures={max_failures!r}")
 
 
 def _modules_and_configs(model, modules, configs, subspace_size, rates, seed):
@@ -142,7 +146,7 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
         A JSON-serializable summary dict (also written to
         ``workdir/summary.json``).
     """
-    _check_arguments(inits, executor, workers, threads, epochs)
+    _check_arguments(inits, executor, workers, threads, epochs, max_failures)
     os.makedirs(workdir, exist_ok=True)
     modules, configs = _modules_and_configs(model, modules, configs, subspace_size, rates, seed)
     found = blocks_lib.identify_blocks(configs)

@@ -63,6 +63,9 @@ class ObjectiveOrder(Searcher, tune.Stopper):
         self.known = dict(known or {})
         self.next_rank = 0
         self.live = {}          # trial id -> configuration index
+        # Trials that ended in an error: not answered yet. A restored run
+        # retries them (resume_errored), so they are live again then.
+        self.failed = {}
         self.best_rank = None
 
     def _record(self, index, accuracy):
@@ -85,7 +88,9 @@ class ObjectiveOrder(Searcher, tune.Stopper):
 
     def on_trial_complete(self, trial_id, result=None, error=False):
         index = self.live.pop(trial_id, None)
-        if index is not None and not error and result and result.get("complete"):
+        if index is not None and error:
+            self.failed[trial_id] = index
+        elif index is not None and result and result.get("complete"):
             self._record(index, result["val_accuracy"])
 
     def __call__(self, trial_id, result):
@@ -95,12 +100,14 @@ class ObjectiveOrder(Searcher, tune.Stopper):
                 and self.rank[index] > self.best_rank)
 
     def stop_all(self):
-        """True once the answer is known and no smaller trial still runs."""
+        """True once the answer is known and no smaller trial still runs or
+        failed: a smaller network that errored might still be the answer."""
+        pending = list(self.live.values()) + list(self.failed.values())
         return self.best_rank is not None and all(
-            self.rank[index] > self.best_rank for index in self.live.values())
+            self.rank[index] > self.best_rank for index in pending)
 
     STATE = ("order", "rank", "threshold", "workers", "known", "next_rank", "live",
-             "best_rank")
+             "failed", "best_rank")
 
     def save(self, checkpoint_path):
         with open(checkpoint_path, "wb") as f:
@@ -109,6 +116,9 @@ class ObjectiveOrder(Searcher, tune.Stopper):
     def restore(self, checkpoint_path):
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
+        # Restored with resume_errored: the failed trials run again.
+        self.live.update(getattr(self, "failed", {}))
+        self.failed = {}
 
 
 class TrialLog(tune.Callback):

@@ -38,7 +38,8 @@ def add_arguments(parser):
     parser.add_argument("--init", choices=("both", "block", "default"), default="both",
                         help="block-trained exploration, the default baseline, or both")
     parser.add_argument("--executor", choices=("ray",), default="ray",
-                        help="kept for old scripts: trials always run as Ray Tune trials")
+                        help="trials always run as Ray Tune trials ('local' is no longer "
+                             "offered)")
     parser.add_argument("--address", help="existing Ray cluster ('auto' or host:port); "
                                           "default: a local one of workers*threads CPUs")
     parser.add_argument("--workers", type=int, default=1, help="trials running at once")
