@@ -9,9 +9,13 @@ SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 APT_PACKAGES := g++ libhwy-dev libpthreadpool-dev libgtest-dev flatbuffers-compiler \
   libflatbuffers-dev
-DELEGATE_SRCS := $(filter-out %_test.cc,$(wildcard delegate/*.cc))
-DELEGATE_HDRS := $(wildcard delegate/*.h)
-DELEGATE_TESTS := $(wildcard delegate/*_test.cc)
+# The delegate's sources: delegate/ and its layer folders (abi, lr, kernels,
+# tuning, graph); delegate/bench/ holds a benchmark program, not library code.
+DELEGATE_DIRS := delegate $(filter-out delegate/bench,$(patsubst %/,%,$(wildcard delegate/*/)))
+DELEGATE_CC := $(foreach d,$(DELEGATE_DIRS),$(wildcard $(d)/*.cc))
+DELEGATE_SRCS := $(filter-out %_test.cc,$(DELEGATE_CC))
+DELEGATE_HDRS := $(foreach d,$(DELEGATE_DIRS),$(wildcard $(d)/*.h))
+DELEGATE_TESTS := $(filter %_test.cc,$(DELEGATE_CC))
 DELEGATE_LIB := cocopie_keras/libcocopie_delegate.so
 # The C++ code flatc generates from the LR schema, included by the delegate
 # as "schema/cocopie_lr_generated.h" (never kept in the source tree).
@@ -111,9 +115,9 @@ $(OUT)/cc_tests: $(SANITIZED_SRC_OBJS) $(SANITIZED_TEST_OBJS)
 # Speed of the convolution kernels on real layer shapes (delegate/bench/);
 # test-cc runs it once on a tiny layer so that it keeps building and running.
 KERNEL_BENCH := $(OUT)/pattern_conv_bench
-KERNEL_BENCH_SRCS := delegate/bench/pattern_conv_bench.cc delegate/pattern_conv.cc \
-  delegate/pattern_conv_simd.cc delegate/pattern_conv_block.cc delegate/lr_format.cc \
-  delegate/tuning_record.cc
+KERNEL_BENCH_SRCS := delegate/bench/pattern_conv_bench.cc delegate/kernels/pattern_conv.cc \
+  delegate/kernels/pattern_conv_simd.cc delegate/kernels/pattern_conv_block.cc delegate/lr/lr_format.cc \
+  delegate/lr/tuning_record.cc delegate/tuning/tuning_record_rules.cc
 $(KERNEL_BENCH): $(KERNEL_BENCH_SRCS) $(DELEGATE_HDRS) $(LR_HEADER) | $(OUT)/.apt-stamp
 	g++ -std=c++17 -O3 -I. -I$(GENERATED) -Wall -Werror $(KERNEL_BENCH_SRCS) -o $@ -lhwy -lpthreadpool -lpthread
 

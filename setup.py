@@ -80,9 +80,18 @@ class EggInfo(egg_info):
         super().run()
 
 
+# delegate/ and its layer folders; delegate/bench/ is a benchmark program.
+DELEGATE_DIRS = ["delegate"] + sorted(
+    d for d in glob.glob(os.path.join("delegate", "*", ""))
+    if os.path.basename(os.path.dirname(d)) != "bench")
+
+
+def delegate_files(pattern):
+    return sorted(f for d in DELEGATE_DIRS for f in glob.glob(os.path.join(d, pattern)))
+
+
 def delegate_sources():
-    sources = sorted(glob.glob(os.path.join("delegate", "*.cc")))
-    return [s for s in sources if not s.endswith("_test.cc")]
+    return [s for s in delegate_files("*.cc") if not s.endswith("_test.cc")]
 
 
 class BuildDelegate(build_ext):
@@ -160,7 +169,7 @@ delegate = Extension(
     extra_compile_args=["-std=c++17", "-O3", "-fvisibility=hidden", "-Wall", "-g0"],
     extra_link_args=["-Wl,--no-undefined", "-s"],
     libraries=["hwy", "pthreadpool", "pthread"],
-    depends=glob.glob(os.path.join("delegate", "*.h")) + [SCHEMA],
+    depends=delegate_files("*.h") + [SCHEMA],
 )
 
 setup(

@@ -75,20 +75,21 @@ def run_seed(seed, args, data):
 
 
 def summary(rows):
-    lines = ["| variant | group | seeds | accuracy % (mean ± std) | conv weight density |",
-             "|---|---|---|---|---|"]
+    from cocopie_keras.bench.report import format_table
+
     keys = []
     for r in rows:
         if (r["variant"], r["group_size"]) not in keys:
             keys.append((r["variant"], r["group_size"]))
+    lines = []
     for variant, group in keys:
         picked = [r for r in rows if (r["variant"], r["group_size"]) == (variant, group)]
         acc = [100 * r["accuracy"] for r in picked]
-        lines.append(
-            f"| {variant} | {picked[0]['group_size'] or '—'} | {len(picked)} | "
-            f"{statistics.mean(acc):.2f} ± {statistics.pstdev(acc):.2f} | "
-            f"{statistics.mean(r['conv_weight_density'] for r in picked):.3f} |")
-    return "\n".join(lines) + "\n"
+        lines.append([variant, str(picked[0]["group_size"] or "—"), str(len(picked)),
+                      f"{statistics.mean(acc):.2f} ± {statistics.pstdev(acc):.2f}",
+                      f"{statistics.mean(r['conv_weight_density'] for r in picked):.3f}"])
+    header = ["variant", "group", "seeds", "accuracy % (mean ± std)", "conv weight density"]
+    return format_table(header, lines, markdown=True) + "\n"
 
 
 def main(argv=None):

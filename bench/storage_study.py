@@ -131,17 +131,20 @@ def study(name):
 
 
 def markdown(rows):
-    lines = ["| model | pattern layers | dense file | TFLite sparsity file | cocopie file | "
-             "pruned filters: TFLite sparsity | cocopie (+LR) | ratio | stock outputs identical |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    from cocopie_keras.bench.report import format_table
+
+    header = ["model", "pattern layers", "dense file", "TFLite sparsity file", "cocopie file",
+              "pruned filters: TFLite sparsity", "cocopie (+LR)", "ratio",
+              "stock outputs identical"]
     mb = lambda b: f"{b / 1e6:.2f} MB"  # noqa: E731
+    lines = []
     for r in rows:
         f, w = r["file_bytes"], r["filter_bytes"]
-        lines.append(
-            f"| {r['model']} | {r['pattern_layers']} | {mb(f['dense'])} | {mb(f['tflite_sparsity'])} | "
-            f"{mb(f['cocopie'])} | {mb(w['tflite_sparsity'])} | {mb(w['cocopie'])} | "
-            f"{r['filter_ratio_vs_tflite_sparsity']:.3f} | {r['stock_outputs_identical']} |")
-    return "\n".join(lines) + "\n"
+        lines.append([r["model"], str(r["pattern_layers"]), mb(f["dense"]),
+                      mb(f["tflite_sparsity"]), mb(f["cocopie"]), mb(w["tflite_sparsity"]),
+                      mb(w["cocopie"]), f"{r['filter_ratio_vs_tflite_sparsity']:.3f}",
+                      str(r["stock_outputs_identical"])])
+    return format_table(header, lines, markdown=True) + "\n"
 
 
 def main(argv=None):

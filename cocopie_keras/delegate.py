@@ -45,7 +45,7 @@ def load_delegate(num_threads=None, runtime="litert", **options):
         **options: further delegate options (``kernel``, ``verbose``,
             ``tuning`` = ``"cache"`` | ``"on"`` | ``"retune"`` | ``"off"``,
             ``tuning_cache`` = a file path); values are passed as strings.
-            See ``delegate/kernel_tuning.h`` for what tuning does.
+            See ``delegate/tuning/kernel_tuning.h`` for what tuning does.
 
     Returns:
         The runtime's delegate object, for ``experimental_delegates=[...]``.

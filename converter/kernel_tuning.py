@@ -6,7 +6,7 @@ keeps each one's choice. In the LR each layer holds it as a table; on its own
 (``LRLayer.tuning``, the delegate's tuning cache and its ``"record"`` report)
 it is a size-prefixed FlatBuffer with the identifier ``CPTR``, which
 ``encode`` and ``decode`` write and read. The delegate
-(``delegate/kernel_tuning.h``) reads it, and ``cocopie tune-kernels`` writes it.
+(``delegate/tuning/kernel_tuning.h``) reads it, and ``cocopie tune-kernels`` writes it.
 
 Rules on the entries (1 to 16 of them):
 

@@ -2,7 +2,7 @@
 
 Version 3 is a FlatBuffer of the schema ``schema/cocopie_lr.fbs`` (root
 ``LayerwiseRepresentation``, identifier ``CPLR``, size-prefixed), the same
-buffer the delegate's C++ parser (``delegate/lr_format.h``) reads. Per
+buffer the delegate's C++ parser (``delegate/lr/lr_format.h``) reads. Per
 pattern-pruned convolution a ``Layer`` table holds the operator and filter
 indices, channel counts, kernel size, cells kept per pattern, the pattern
 masks (bit ``r * kernel_w + c`` = cell kept), the pattern id of every kernel

@@ -11,15 +11,15 @@
 #include <new>
 #include <vector>
 
-#include "delegate/c_boundary.h"
-#include "delegate/conv_node.h"
-#include "delegate/delegate_state.h"
-#include "delegate/graph_pass.h"
-#include "delegate/lr_from_weights.h"
-#include "delegate/node_handlers.h"
-#include "delegate/partition_kernel.h"
-#include "delegate/pattern_conv.h"
-#include "delegate/pattern_dwconv.h"
+#include "delegate/abi/c_boundary.h"
+#include "delegate/graph/conv_node.h"
+#include "delegate/graph/delegate_state.h"
+#include "delegate/graph/graph_pass.h"
+#include "delegate/graph/lr_from_weights.h"
+#include "delegate/graph/node_handlers.h"
+#include "delegate/graph/partition_kernel.h"
+#include "delegate/kernels/pattern_conv.h"
+#include "delegate/kernels/pattern_dwconv.h"
 
 namespace cocopie {
 namespace {

@@ -11,7 +11,7 @@
 #ifndef COCOPIE_DELEGATE_COCOPIE_DELEGATE_H_
 #define COCOPIE_DELEGATE_COCOPIE_DELEGATE_H_
 
-#include "delegate/tflite_abi.h"
+#include "delegate/abi/tflite_abi.h"
 
 #define COCOPIE_EXPORT __attribute__((visibility("default")))
 
@@ -42,7 +42,7 @@ typedef struct CocopieDelegateOptions {
   CocopieKernelChoice kernel;
   // 1: print which nodes were claimed to stderr.
   int verbose;
-  // Per-layer kernel auto-tuning (delegate/kernel_tuning.h).
+  // Per-layer kernel auto-tuning (delegate/tuning/kernel_tuning.h).
   CocopieTuningMode tuning;
   // File of timed choices kept between runs, keyed by layer signature and
   // CPU; NULL: in memory only. Copied by CocopieDelegateCreate.

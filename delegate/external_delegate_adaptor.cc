@@ -16,9 +16,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
+#include <utility>
 
-#include "delegate/c_boundary.h"
+#include "delegate/abi/c_boundary.h"
 #include "delegate/cocopie_delegate.h"
 
 namespace {
@@ -35,6 +37,27 @@ bool ParseInt(const char* text, int min_value, int max_value, int* out) {
   return true;
 }
 
+// Sets *out to the value `v` names among `choices`; otherwise returns the
+// error message, which lists them in the order given.
+template <typename Enum>
+std::string ApplyChoice(const std::string& key, const std::string& v,
+                        std::initializer_list<std::pair<const char*, Enum>> choices,
+                        Enum* out) {
+  std::string names;
+  size_t i = 0;
+  for (const auto& [name, value] : choices) {
+    if (v == name) {
+      *out = value;
+      return "";
+    }
+    names += (i == 0 ? "'" : i + 1 == choices.size() ? " or '" : ", '");
+    names += name;
+    names += "'";
+    ++i;
+  }
+  return "option " + key + " expects " + names + ". Received: " + key + "=" + v;
+}
+
 // Applies one key/value to `options`; returns an error message or "".
 std::string ApplyOption(const char* key, const char* value,
                         CocopieDelegateOptions* options) {
@@ -46,31 +69,15 @@ std::string ApplyOption(const char* key, const char* value,
              "num_threads=" + v;
     }
   } else if (k == "kernel") {
-    if (v == "auto") {
-      options->kernel = kCocopieKernelAuto;
-    } else if (v == "reference") {
-      options->kernel = kCocopieKernelReference;
-    } else if (v == "rows") {
-      options->kernel = kCocopieKernelRows;
-    } else if (v == "block") {
-      options->kernel = kCocopieKernelBlock;
-    } else {
-      return "option kernel expects 'auto', 'block', 'rows' or 'reference'. "
-             "Received: kernel=" + v;
-    }
+    return ApplyChoice(k, v,
+                       {{"auto", kCocopieKernelAuto}, {"block", kCocopieKernelBlock},
+                        {"rows", kCocopieKernelRows}, {"reference", kCocopieKernelReference}},
+                       &options->kernel);
   } else if (k == "tuning") {
-    if (v == "cache") {
-      options->tuning = kCocopieTuningCache;
-    } else if (v == "off") {
-      options->tuning = kCocopieTuningOff;
-    } else if (v == "on") {
-      options->tuning = kCocopieTuningOn;
-    } else if (v == "retune") {
-      options->tuning = kCocopieTuningRetune;
-    } else {
-      return "option tuning expects 'cache', 'on', 'retune' or 'off'. "
-             "Received: tuning=" + v;
-    }
+    return ApplyChoice(k, v,
+                       {{"cache", kCocopieTuningCache}, {"on", kCocopieTuningOn},
+                        {"retune", kCocopieTuningRetune}, {"off", kCocopieTuningOff}},
+                       &options->tuning);
   } else if (k == "tuning_cache") {
     if (v.empty()) {
       return "option tuning_cache expects a file path. Received: tuning_cache=";

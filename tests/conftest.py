@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from cocopie_keras.bench import timing  # noqa: E402
-from cocopie_keras import sparsity  # noqa: E402
+from cocopie_keras import converter, delegate, sparsity  # noqa: E402
 
 
 def conv_stack(input_shape, convs, seed=0, head=None):
@@ -53,11 +53,35 @@ def pattern_prune(model, connectivity_rate=0.0, seed=0):
     return projections
 
 
+def pruned_conv_stack_file(tmp_path_factory, folder, input_shape, convs, connectivity_rate):
+    """A ``conv_stack`` pattern-pruned and converted, written to ``folder``/model.tflite."""
+    model = conv_stack(input_shape, convs)
+    pattern_prune(model, connectivity_rate=connectivity_rate)
+    path = tmp_path_factory.mktemp(folder) / "model.tflite"
+    path.write_bytes(converter.convert(model))
+    return path
+
+
 def random_input(shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
 
 run = timing.run
+
+
+def assert_delegate_matches_stock(data, x, delegated_nodes, runtime="litert", input_shape=None,
+                                  **options):
+    """Runs ``data`` on ``x`` on stock LiteRT and with the delegate (``options``:
+    kernel, num_threads, verbose, ...): the delegate claims ``delegated_nodes``
+    nodes and gives stock's outputs. Returns (delegate's outputs, stock's)."""
+    stock = run(delegate.make_interpreter(data, use_delegate=False, runtime=runtime,
+                                          input_shape=input_shape), x)
+    interpreter = delegate.make_interpreter(data, runtime=runtime, input_shape=input_shape,
+                                            **options)
+    assert delegate.delegated_node_count(interpreter) == delegated_nodes
+    ours = run(interpreter, x)
+    np.testing.assert_allclose(ours, stock, rtol=1e-5, atol=1e-5)
+    return ours, stock
 
 
 @pytest.fixture

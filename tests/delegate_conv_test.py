@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import conv_stack, pattern_prune, random_input, run
+from conftest import assert_delegate_matches_stock, conv_stack, pattern_prune, random_input, run
 
 from cocopie_keras import converter
 from cocopie_keras import delegate
@@ -89,13 +89,7 @@ def test_partition_outputs_feeding_stock_ops():
     pattern_prune(model, connectivity_rate=0.2)
     data = converter.convert(model)
     x = random_input((2, 12, 12, 8))
-    interpreter = delegate.make_interpreter(data)
-    assert delegate.delegated_node_count(interpreter) == 3
-    np.testing.assert_allclose(
-        run(interpreter, x),
-        run(delegate.make_interpreter(data, use_delegate=False), x),
-        rtol=1e-5, atol=1e-5,
-    )
+    assert_delegate_matches_stock(data, x, 3)
 
 
 def test_simd_target_is_reported():
@@ -127,8 +121,4 @@ def test_connectivity_pruned_pointwise_conv(kernel):
     data = converter.convert(model)
     assert len(converter.read_lr(data)) == 3
     x = random_input((2, 9, 9, 40))
-    interpreter = delegate.make_interpreter(data, kernel=kernel)
-    assert delegate.delegated_node_count(interpreter) == 3
-    np.testing.assert_allclose(
-        run(interpreter, x), run(delegate.make_interpreter(data, use_delegate=False), x),
-        rtol=1e-5, atol=1e-5)
+    assert_delegate_matches_stock(data, x, 3, kernel=kernel)

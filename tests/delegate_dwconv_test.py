@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import random_input, run
+from conftest import assert_delegate_matches_stock, random_input, run
 
 from cocopie_keras import patterns
 from cocopie_keras import converter
@@ -82,13 +82,8 @@ def test_lr_describes_every_pruned_depthwise_layer(converted, compact):
 def test_matches_stock_runtime_at_batch_2(converted, compact, kernel, runtime):
     model, data = converted
     x = random_input(FIRST)
-    stock = run(delegate.make_interpreter(
-        data[compact], use_delegate=False, runtime=runtime, input_shape=x.shape), x)
-    interpreter = delegate.make_interpreter(
-        data[compact], runtime=runtime, kernel=kernel, input_shape=x.shape, num_threads=2)
-    assert delegate.delegated_node_count(interpreter) == 4  # 3 depthwise + 1 conv
-    ours = run(interpreter, x)
-    np.testing.assert_allclose(ours, stock, rtol=1e-5, atol=1e-5)
+    ours, _ = assert_delegate_matches_stock(  # 3 depthwise + 1 conv
+        data[compact], x, 4, runtime=runtime, input_shape=x.shape, kernel=kernel, num_threads=2)
     np.testing.assert_allclose(ours, model(x).numpy(), rtol=1e-4, atol=1e-4)
 
 
@@ -116,10 +111,7 @@ def test_lr_that_lies_about_a_depthwise_filter_is_refused(converted, compact, ca
     tampered = converter.write_lr(data[compact], layers)
     assert any("pruned weights are non-zero" in p for p in converter.check_lr(tampered))
     x = random_input(FIRST)
-    stock = run(delegate.make_interpreter(tampered, use_delegate=False, input_shape=x.shape), x)
-    interpreter = delegate.make_interpreter(tampered, input_shape=x.shape)
-    assert delegate.delegated_node_count(interpreter) == 3
-    np.testing.assert_allclose(run(interpreter, x), stock, rtol=1e-5, atol=1e-5)
+    assert_delegate_matches_stock(tampered, x, 3, input_shape=x.shape)
     err = capfd.readouterr().err
     assert f"node {lying.op_index} (DEPTHWISE_CONV_2D) left to stock kernels" in err
     assert "non-zero but the LR prunes that cell" in err
@@ -161,10 +153,7 @@ def test_dilated_depthwise_node_is_refused(converted, capfd):
     dilated = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
     assert any("dilation" in p for p in converter.check_lr(dilated))
     x = random_input(FIRST)
-    stock = run(delegate.make_interpreter(dilated, use_delegate=False, input_shape=x.shape), x)
-    interpreter = delegate.make_interpreter(dilated, input_shape=x.shape)
-    assert delegate.delegated_node_count(interpreter) == 3
-    np.testing.assert_allclose(run(interpreter, x), stock, rtol=1e-5, atol=1e-5)
+    assert_delegate_matches_stock(dilated, x, 3, input_shape=x.shape)
     assert "dilated depthwise convolutions are not delegated" in capfd.readouterr().err
 
 
@@ -191,9 +180,4 @@ def test_unpruned_and_multiplier_depthwise_are_not_described():
     described = depthwise_layers(data)
     assert [layer.kernel_pattern.shape for layer in described] == [(6, 1), (12, 1)]
     x = random_input((1, 12, 12, 6))
-    interpreter = delegate.make_interpreter(data)
-    assert delegate.delegated_node_count(interpreter) == 2
-    np.testing.assert_allclose(
-        run(interpreter, x),
-        run(delegate.make_interpreter(data, use_delegate=False), x),
-        rtol=1e-5, atol=1e-5)
+    assert_delegate_matches_stock(data, x, 2)

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import prune_3x3_convs, random_input, run
+from conftest import assert_delegate_matches_stock, prune_3x3_convs, random_input, run
 
 from cocopie_keras import converter
 from cocopie_keras import delegate
@@ -40,10 +40,8 @@ def residual_file(request):
 def test_ops_between_convs_run_in_the_delegate(residual_file, runtime, capfd):
     model, data = residual_file
     x = random_input((2, 15, 15, 8))
-    stock = run(delegate.make_interpreter(data, use_delegate=False, runtime=runtime), x)
-    interpreter = delegate.make_interpreter(data, runtime=runtime, num_threads=2, verbose=1)
-    assert delegate.delegated_node_count(interpreter) == 4
-    np.testing.assert_allclose(run(interpreter, x), stock, rtol=1e-5, atol=1e-5)
+    _, stock = assert_delegate_matches_stock(data, x, 4, runtime=runtime, num_threads=2,
+                                             verbose=1)
     np.testing.assert_allclose(stock, model(x).numpy(), rtol=1e-4, atol=1e-4)
     # MAX_POOL, two ADDs and the PAD join the convolutions; the last MAX_POOL
     # (before the head) does not.
@@ -73,9 +71,5 @@ def test_lone_ops_are_left_to_the_runtime(capfd):
     prune_3x3_convs(model)
     data = converter.convert(model)
     x = random_input((1, 10, 10, 4))
-    interpreter = delegate.make_interpreter(data, verbose=1)
-    assert delegate.delegated_node_count(interpreter) == 1
-    np.testing.assert_allclose(run(interpreter, x),
-                               run(delegate.make_interpreter(data, use_delegate=False), x),
-                               rtol=1e-5, atol=1e-5)
+    assert_delegate_matches_stock(data, x, 1, verbose=1)
     assert "also running" not in capfd.readouterr().err

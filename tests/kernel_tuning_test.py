@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import conv_stack, pattern_prune, random_input, run
+from conftest import conv_stack, pruned_conv_stack_file, random_input, run
 
 from cocopie_keras import cli, converter, delegate
 from cocopie_keras.converter import report
@@ -16,14 +16,10 @@ from cocopie_keras.converter import kernel_tuning as tuning
 def model_file(tmp_path_factory):
     # out_c 16 and 40: the half-width channel block and a channel tail are
     # real candidates; stride 2 and connectivity pruning too.
-    model = conv_stack((12, 12, 8), [
+    return pruned_conv_stack_file(tmp_path_factory, "tuning", (12, 12, 8), [
         dict(filters=40, kernel_size=3, padding="same", activation="relu"),
         dict(filters=16, kernel_size=3, strides=2, padding="same"),
-    ])
-    pattern_prune(model, connectivity_rate=0.3)
-    path = tmp_path_factory.mktemp("tuning") / "model.tflite"
-    path.write_bytes(converter.convert(model))
-    return path
+    ], connectivity_rate=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +117,7 @@ def test_timed_choice_agrees_with_its_timings(model_file):
     # The search keeps the built-in choice (what tuning=off runs) unless another
     # candidate beat it by the 3 % margin when the two were timed alternately;
     # the report then holds those two timings. (Which candidate wins on fixed
-    # costs is checked in delegate/kernel_tuning_search_test.cc.)
+    # costs is checked in delegate/graph/kernel_tuning_search_test.cc.)
     data = model_file.read_bytes()
     built_in = {r["node"]: r["record"] for r in delegate.kernel_tunings(
         delegate.make_interpreter(data, num_threads=1, tuning="off"))}

@@ -3,7 +3,7 @@ delegate tunes (tuning="on") and must leave whatever is at the path as it
 was, unless it is a tuning cache, which it extends without losing what
 other processes write to it at the same time. Each run is a subprocess with
 a timeout (``tuning_cache_child.py``): a path that blocks fails the test.
-(The C++ tests in delegate/tuning_cache_test.cc cover the same rules, and
+(The C++ tests in delegate/tuning/tuning_cache_test.cc cover the same rules, and
 read-only files, at the file level.)"""
 
 import json
@@ -14,9 +14,9 @@ import sys
 import time
 
 import pytest
-from conftest import conv_stack, pattern_prune
+from conftest import pruned_conv_stack_file
 
-from cocopie_keras import converter, delegate
+from cocopie_keras import delegate
 from cocopie_keras.converter import kernel_tuning as tuning
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tuning_cache_child.py")
@@ -26,15 +26,11 @@ HEADER = "# cocopie kernel tuning cache v2"
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    model = conv_stack((10, 10, 8), [
+    return pruned_conv_stack_file(tmp_path_factory, "cache_model", (10, 10, 8), [
         dict(filters=16, kernel_size=3, padding="same", activation="relu"),
         dict(filters=16, kernel_size=3, padding="same", activation="relu"),
         dict(filters=8, kernel_size=3, strides=2, padding="same"),
-    ])
-    pattern_prune(model, connectivity_rate=0.3)
-    path = tmp_path_factory.mktemp("cache_model") / "model.tflite"
-    path.write_bytes(converter.convert(model))
-    return path
+    ], connectivity_rate=0.3)
 
 
 def start_tuning(model_path, cache, threads=1):

@@ -244,6 +244,18 @@ def status_cell(row):
     return status
 
 
+def format_table(header, lines, markdown=False):
+    """``lines`` (lists of cell strings) under ``header``: aligned text, or Markdown."""
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+              for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    return "\n".join(out + ["  ".join(c.ljust(w) for c, w in zip(line, widths))
+                            for line in lines])
+
+
 def text_table(doc, markdown=False):
     """The rows as an aligned text table (or a Markdown table)."""
     peak = doc.get("peak_gflops")
@@ -258,15 +270,7 @@ def text_table(doc, markdown=False):
                       _fmt(row["median_ms"], ".2f"), spread, _fmt(row["gflops"], ".1f"),
                       _fmt(percent, ".1f"), speedup_cell(row),
                       _fmt(row["max_abs_diff_vs_litert"], ".1e"), status_cell(row)])
-    if markdown:
-        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(line) + " |" for line in lines]
-        return "\n".join(out)
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
-              for i, h in enumerate(header)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
-    return "\n".join(out)
+    return format_table(header, lines, markdown)
 
 
 def layer_table(doc, markdown=False):
@@ -280,14 +284,7 @@ def layer_table(doc, markdown=False):
                       _fmt(row["gflops"], ".1f"), _fmt(row.get("peak_fraction") and
                                                        100 * row["peak_fraction"], ".1f"),
                       _fmt(row.get("floor_ms"), ".3f"), speedup_cell(row), status_cell(row)])
-    if markdown:
-        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines])
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
-              for i, h in enumerate(header)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    return "\n".join(out + ["  ".join(c.ljust(w) for c, w in zip(line, widths))
-                            for line in lines])
+    return format_table(header, lines, markdown)
 
 
 def plot(doc, path):

@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "delegate/pattern_conv.h"
+#include "delegate/kernels/pattern_conv.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace cocopie {

@@ -1,5 +1,5 @@
 // Prints the Highway targets this CPU supports among those compiled into the
-// delegate (the set delegate/pattern_conv_test.cc loops over), then the one
+// delegate (the set delegate/kernels/pattern_conv_test.cc loops over), then the one
 // the delegate dispatches to. Run under qemu with each -cpu to see which
 // ARM code paths the emulated tests exercised.
 #include <cstdio>

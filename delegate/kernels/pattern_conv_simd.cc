@@ -1,0 +1,358 @@
+// PatternConvSimd, the free-pattern ("rows") kernel: work proportional to the
+// kept weights whatever pattern and connectivity each kernel has. Written
+// once with Highway and compiled for every SIMD target Highway knows on the
+// build architecture (AVX-512, AVX2, SSE4 on x86-64; NEON/SVE on aarch64);
+// the best one the CPU supports is chosen at run time.
+//
+// Data layout: each image is copied to a zero-padded, channel-major buffer
+// split by horizontal stride phase, [phase][channel][row][column]. A kernel
+// tap (r, c) of output row `oh` then reads the contiguous run
+//   phases[phase(c)][ci][oh * stride_h + r * dilation_h][q(c) + ow ...]
+// so every tap of every stride/dilation is a plain vector load, and padding
+// needs no branches. The buffer is tall and wide enough for whole tiles, so a
+// tile never reads outside its channel's plane.
+//
+// Register tile: output pixels along the vector lanes, R output rows x V
+// vectors of one output channel (the <R, V> micro-kernels below). A tap's
+// weight is broadcast once and feeds R * V independent FMAs, enough chains to
+// hide the FMA latency; each input vector a tap loads is used once, so a tile
+// costs one load per FMA plus one broadcast per tap. The tile shape is picked
+// per layer from the output size (ChooseTile).
+//
+// A task is one output channel on one row tile (R rows, every column tile),
+// filters handed out heaviest first (PackedPatternWeights::filter_order) so
+// that the pool's threads end together. The filter's taps (a few KiB) stay in
+// L1 across its column tiles, and the input rows its kept kernels read stay
+// in L2 from one row tile to the next. Outputs are produced channel-major and
+// transposed back to NHWC.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "delegate/kernels/pattern_conv_simd.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+#include <pthreadpool.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+
+#include "delegate/kernels/pattern_conv.h"
+
+#ifndef COCOPIE_PATTERN_CONV_SIMD_SHARED_
+#define COCOPIE_PATTERN_CONV_SIMD_SHARED_
+namespace cocopie {
+namespace {
+
+// Largest tile: up to 4 vectors per row, and rows per tile for 1..4 vectors.
+// At most 12 accumulators (plus the broadcast weight and a load) fit the 16
+// vector registers of AVX2/SSE4; the 32-register targets run the same shapes.
+constexpr int kMaxTileVectors = 4;
+constexpr int kMaxTileRows[kMaxTileVectors] = {8, 6, 4, 3};
+
+struct SimdTask {
+  const ConvGeometry* g;
+  const PackedPatternWeights* w;
+  const float* phases;
+  const int64_t* tap_offsets;  // per kept kernel and entry
+  int64_t row_step;      // input floats between consecutive output rows
+  int tile_rows;         // R
+  size_t tile_columns;   // V * lanes
+  size_t out_stride;     // floats between output rows in out_chw
+  size_t out_plane;      // floats between output channels in out_chw
+  float* out_chw;
+};
+
+}  // namespace
+}  // namespace cocopie
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace cocopie {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Output channel `co` on the R x V tile whose top-left input is `in`, stored
+// at `out` (rows out_stride apart): bias plus the filter's kept taps, clamped
+// to the fused activation. The accumulators are named variables, row i in
+// a_i, b_i, c_i, e_i, not an array: scalable vectors (SVE) cannot live in
+// arrays. Those beyond R x V are dead code.
+template <int R, int V>
+HWY_INLINE void ConvTile(const SimdTask& t, size_t co, const float* in, float* out) {
+  static_assert(R >= 1 && R <= 8 && V >= 1 && V <= 4, "tile shape");
+  const PackedPatternWeights& w = *t.w;
+  const hn::ScalableTag<float> d;
+  const size_t lanes = hn::Lanes(d);
+  const int64_t rs = t.row_step;
+  const size_t os = t.out_stride;
+  const auto bias = hn::Set(d, w.bias[co]);
+  auto a0 = bias, b0 = bias, c0 = bias, e0 = bias, a1 = bias, b1 = bias, c1 = bias,
+       e1 = bias, a2 = bias, b2 = bias, c2 = bias, e2 = bias, a3 = bias, b3 = bias,
+       c3 = bias, e3 = bias, a4 = bias, b4 = bias, c4 = bias, e4 = bias, a5 = bias,
+       b5 = bias, c5 = bias, e5 = bias, a6 = bias, b6 = bias, c6 = bias, e6 = bias,
+       a7 = bias, b7 = bias, c7 = bias, e7 = bias;
+  // Applies `op(accumulator, vector index)` to row i's V accumulators.
+  auto each_row = [&](auto&& row) {
+    row(a0, b0, c0, e0, 0);
+    if constexpr (R > 1) row(a1, b1, c1, e1, 1);
+    if constexpr (R > 2) row(a2, b2, c2, e2, 2);
+    if constexpr (R > 3) row(a3, b3, c3, e3, 3);
+    if constexpr (R > 4) row(a4, b4, c4, e4, 4);
+    if constexpr (R > 5) row(a5, b5, c5, e5, 5);
+    if constexpr (R > 6) row(a6, b6, c6, e6, 6);
+    if constexpr (R > 7) row(a7, b7, c7, e7, 7);
+  };
+  auto each_vector = [](auto&& op, auto& a, auto& b, auto& c, auto& e) {
+    op(a, 0);
+    if constexpr (V > 1) op(b, 1);
+    if constexpr (V > 2) op(c, 2);
+    if constexpr (V > 3) op(e, 3);
+  };
+
+  const float* weights = w.weights.data();
+  const int64_t* taps = t.tap_offsets;
+  const int tap_end = w.kernel_begin[co + 1] * w.entries;
+  for (int tap = w.kernel_begin[co] * w.entries; tap < tap_end; ++tap) {
+    const auto wv = hn::Set(d, weights[tap]);
+    const float* src = in + taps[tap];
+    each_row([&](auto& a, auto& b, auto& c, auto& e, int i) {
+      const float* row = src + i * rs;
+      each_vector([&](auto& acc, int v) {
+        acc = hn::MulAdd(wv, hn::LoadU(d, row + v * lanes), acc);
+      }, a, b, c, e);
+    });
+  }
+
+  const auto lo = hn::Set(d, t.g->act_min);
+  const auto hi = hn::Set(d, t.g->act_max);
+  each_row([&](auto& a, auto& b, auto& c, auto& e, int i) {
+    float* row = out + i * os;
+    each_vector([&](auto& acc, int v) {
+      hn::StoreU(hn::Min(hn::Max(acc, lo), hi), d, row + v * lanes);
+    }, a, b, c, e);
+  });
+}
+
+// One task: filter `f` (a position in w.filter_order) on row tile `row_tile`.
+template <int R, int V>
+void RunTile(void* context, size_t f, size_t row_tile) {
+  const auto& t = *static_cast<const SimdTask*>(context);
+  const size_t co = static_cast<size_t>(t.w->filter_order[f]);
+  const float* in = t.phases + static_cast<int64_t>(row_tile) * R * t.row_step;
+  float* out = t.out_chw + co * t.out_plane + row_tile * R * t.out_stride;
+  for (size_t column = 0; column < t.out_stride; column += t.tile_columns) {
+    ConvTile<R, V>(t, co, in + column, out + column);
+  }
+}
+
+using TileFn = void (*)(void*, size_t, size_t);
+
+// The micro-kernel for R rows of V vectors compiled for this target; R * V
+// stays within 12 accumulators (kMaxTileRows).
+TileFn GetTileFn(int rows, int vectors) {
+  static constexpr TileFn kOne[kMaxTileRows[0]] = {
+      &RunTile<1, 1>, &RunTile<2, 1>, &RunTile<3, 1>, &RunTile<4, 1>,
+      &RunTile<5, 1>, &RunTile<6, 1>, &RunTile<7, 1>, &RunTile<8, 1>};
+  static constexpr TileFn kTwo[kMaxTileRows[1]] = {&RunTile<1, 2>, &RunTile<2, 2>,
+                                                   &RunTile<3, 2>, &RunTile<4, 2>,
+                                                   &RunTile<5, 2>, &RunTile<6, 2>};
+  static constexpr TileFn kThree[kMaxTileRows[2]] = {&RunTile<1, 3>, &RunTile<2, 3>,
+                                                     &RunTile<3, 3>, &RunTile<4, 3>};
+  static constexpr TileFn kFour[kMaxTileRows[3]] = {&RunTile<1, 4>, &RunTile<2, 4>,
+                                                    &RunTile<3, 4>};
+  static constexpr const TileFn* kByVectors[kMaxTileVectors] = {kOne, kTwo, kThree, kFour};
+  assert(vectors >= 1 && vectors <= kMaxTileVectors && rows >= 1 &&
+         rows <= kMaxTileRows[vectors - 1]);
+  return kByVectors[vectors - 1][rows - 1];
+}
+
+size_t FloatLanes() { return hn::Lanes(hn::ScalableTag<float>()); }
+
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace cocopie
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace cocopie {
+
+HWY_EXPORT(GetTileFn);
+HWY_EXPORT(FloatLanes);
+HWY_EXPORT(TargetName);
+
+const char* PatternConvSimdTarget() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
+namespace {
+
+size_t RoundUp(size_t value, size_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+// Floats between consecutive channel planes of `floats` each: whole cache
+// lines, an odd number of them. Planes of a power-of-two-ish size (30 rows of
+// 34 floats is 4080 bytes) would otherwise put the same row of every channel
+// in one cache set, and a filter's input channels would evict each other.
+size_t PlaneStride(size_t floats) {
+  constexpr size_t kLineFloats = 16;
+  const size_t lines = RoundUp(floats, kLineFloats) / kLineFloats;
+  return (lines | 1) * kLineFloats;
+}
+
+struct TileShape {
+  int rows = 1, vectors = 1;
+};
+
+// Picks R and V for an output of out_h x out_w: the fewest padded pixels
+// weighted by how well R * V independent FMA chains hide the FMA latency
+// (about ten chains keep two FMA pipes busy). Ties go to the wider tile: its
+// taps read fewer cache lines per FMA (3 rows x 4 vectors beat 5 x 2 by a
+// fifth on a 28x28 output, out/pattern_conv_bench).
+TileShape ChooseTile(int out_h, int out_w, size_t lanes) {
+  const size_t row_vectors = RoundUp(out_w, lanes) / lanes;
+  TileShape best;
+  double best_cost = 0.0;
+  for (int vectors = 1; vectors <= kMaxTileVectors; ++vectors) {
+    for (int rows = 1; rows <= kMaxTileRows[vectors - 1]; ++rows) {
+      const double padded = static_cast<double>(RoundUp(out_h, rows)) *
+                            RoundUp(row_vectors, vectors);
+      const double cost = padded / std::min(1.0, rows * vectors / 10.0);
+      if (best_cost == 0.0 || cost <= best_cost) {
+        best_cost = cost;
+        best = {rows, vectors};
+      }
+    }
+  }
+  return best;
+}
+
+// Copies one NHWC image into the padded phase-split layout (see top).
+void FillPhases(const ConvGeometry& g, const float* image, int plane_h,
+                int phase_w, size_t plane, float* phases) {
+  const int sw = g.stride_w;
+  for (int ih = 0; ih < g.in_h; ++ih) {
+    const int r = ih + g.pad_top;
+    if (r >= plane_h) break;
+    for (int iw = 0; iw < g.in_w; ++iw) {
+      const int x = iw + g.pad_left;
+      const int phase = x % sw, column = x / sw;
+      if (column >= phase_w) break;
+      const float* src = image + (static_cast<size_t>(ih) * g.in_w + iw) * g.in_c;
+      float* dst = phases + static_cast<size_t>(phase) * g.in_c * plane +
+                   static_cast<size_t>(r) * phase_w + column;
+      for (int ci = 0; ci < g.in_c; ++ci) dst[ci * plane] = src[ci];
+    }
+  }
+}
+
+// out_nhwc[pixel][co] = out_chw[co][row][column] over the valid region.
+struct TransposeTask {
+  const ConvGeometry* g;
+  const float* out_chw;
+  size_t out_stride, out_plane;
+  float* out_nhwc;
+};
+
+void TransposeRows(void* context, size_t oh) {
+  const auto& t = *static_cast<const TransposeTask*>(context);
+  const int out_c = t.g->out_c, out_w = t.g->out_w;
+  float* dst = t.out_nhwc + oh * out_w * out_c;
+  const float* src = t.out_chw + oh * t.out_stride;
+  // Eight channels at a time: each output pixel then gets a run of eight
+  // adjacent floats, and eight channel rows are read side by side.
+  constexpr int kBlock = 8;
+  int co = 0;
+  for (; co + kBlock <= out_c; co += kBlock) {
+    const float* rows = src + co * t.out_plane;
+    for (int ow = 0; ow < out_w; ++ow) {
+      float* pixel = dst + ow * out_c + co;
+      for (int j = 0; j < kBlock; ++j) pixel[j] = rows[j * t.out_plane + ow];
+    }
+  }
+  for (; co < out_c; ++co) {
+    const float* channel = src + co * t.out_plane;
+    for (int ow = 0; ow < out_w; ++ow) dst[ow * out_c + co] = channel[ow];
+  }
+}
+
+}  // namespace
+
+void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
+                     const float* input, float* output,
+                     PatternConvScratch* scratch, pthreadpool_t pool,
+                     bool release_workers) {
+  assert(g.in_c == w.in_c && g.out_c == w.out_c);
+  assert(g.kernel_h == w.kernel_h && g.kernel_w == w.kernel_w);
+  assert(static_cast<int>(w.filter_order.size()) == w.out_c);
+  if (!PaddedCopyFits(g)) {
+    // The border alone would dwarf the image (a huge dilation): compute the
+    // few taps that reach the image directly, with no copy.
+    PatternConvReference(g, w, input, output);
+    return;
+  }
+  const size_t lanes = HWY_DYNAMIC_DISPATCH(FloatLanes)();
+  const TileShape tile = ChooseTile(g.out_h, g.out_w, lanes);
+  const size_t out_rows = RoundUp(g.out_h, tile.rows);
+  const size_t out_cols = RoundUp(g.out_w, tile.vectors * lanes);
+  // Below the PaddedCopyFits bound every size here fits an int; whole tiles
+  // add at most 7 rows and 2 vectors of columns to the padded copy.
+  const int plane_h = static_cast<int>((out_rows - 1) * g.stride_h +
+                                       (g.kernel_h - 1) * g.dilation_h + 1);
+  const int padded_w = static_cast<int>((out_cols - 1) * g.stride_w +
+                                        (g.kernel_w - 1) * g.dilation_w + 1);
+  const int phase_w = (padded_w + g.stride_w - 1) / g.stride_w;
+  const size_t plane = PlaneStride(static_cast<size_t>(plane_h) * phase_w);
+  const size_t phase_floats = static_cast<size_t>(g.stride_w) * g.in_c * plane;
+
+  // Offset of every tap relative to the start of output row 0, column 0.
+  std::vector<int64_t>& taps = scratch->tap_offsets;
+  taps.resize(w.weights.size());
+  std::vector<std::vector<int>> cells_of;
+  for (uint32_t mask : w.pattern_masks) cells_of.push_back(MaskCells(mask));
+  for (int64_t k = 0; k < w.kept_kernels(); ++k) {
+    const std::vector<int>& cells = cells_of[w.pattern[k]];
+    for (int e = 0; e < w.entries; ++e) {
+      const int r = cells[e] / w.kernel_w, c = cells[e] % w.kernel_w;
+      const int x = c * g.dilation_w;
+      const int phase = x % g.stride_w, q = x / g.stride_w;
+      taps[k * w.entries + e] =
+          (static_cast<int64_t>(phase) * g.in_c + w.in_channel[k]) * plane +
+          static_cast<int64_t>(r) * g.dilation_h * phase_w + q;
+    }
+  }
+
+  const size_t tile_columns = tile.vectors * lanes;
+  const size_t row_tiles = out_rows / tile.rows;
+
+  scratch->input_phases.resize(phase_floats);
+  const size_t out_plane = PlaneStride(out_rows * out_cols);
+  scratch->output_chw.resize(out_plane * g.out_c);
+  SimdTask task;
+  task.g = &g;
+  task.w = &w;
+  task.phases = scratch->input_phases.data();
+  task.tap_offsets = taps.data();
+  task.row_step = static_cast<int64_t>(g.stride_h) * phase_w;
+  task.tile_rows = tile.rows;
+  task.tile_columns = tile_columns;
+  task.out_stride = out_cols;
+  task.out_plane = out_plane;
+  task.out_chw = scratch->output_chw.data();
+  const auto run = HWY_DYNAMIC_DISPATCH(GetTileFn)(tile.rows, tile.vectors);
+
+  for (int n = 0; n < g.batch; ++n) {
+    const float* image = input + static_cast<size_t>(n) * g.in_h * g.in_w * g.in_c;
+    std::fill(scratch->input_phases.begin(), scratch->input_phases.end(), 0.0f);
+    FillPhases(g, image, plane_h, phase_w, plane, scratch->input_phases.data());
+    pthreadpool_parallelize_2d(pool, run, &task, g.out_c, row_tiles, 0);
+    const bool last_call = release_workers && n == g.batch - 1;
+    TransposeTask transpose{&g, scratch->output_chw.data(), out_cols, out_plane,
+                            output + static_cast<size_t>(n) * g.out_h * g.out_w * g.out_c};
+    pthreadpool_parallelize_1d(pool, TransposeRows, &transpose, g.out_h,
+                               last_call ? PTHREADPOOL_FLAG_YIELD_WORKERS : 0);
+  }
+}
+
+}  // namespace cocopie
+#endif  // HWY_ONCE

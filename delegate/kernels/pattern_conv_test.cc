@@ -1,0 +1,441 @@
+// Every pattern-convolution kernel against a dense scalar convolution, for
+// shapes like those of real CNN layers and every SIMD target this CPU runs.
+#include "delegate/kernels/pattern_conv.h"
+
+#include <pthreadpool.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "delegate/kernels/conv_testing.h"
+#include "gtest/gtest.h"
+#include "hwy/targets.h"
+
+namespace cocopie {
+namespace {
+
+// The 8 default 3x3 patterns of the Python package (centre always kept).
+std::vector<uint32_t> DefaultPatterns() {
+  auto bits = [](std::initializer_list<int> cells) {
+    uint32_t m = 0;
+    for (int c : cells) m |= 1u << c;
+    return m;
+  };
+  return {bits({4, 1, 3, 5}), bits({4, 7, 3, 5}), bits({4, 1, 7, 3}),
+          bits({4, 1, 7, 5}), bits({4, 1, 3, 0}), bits({4, 1, 5, 2}),
+          bits({4, 7, 3, 6}), bits({4, 7, 5, 8})};
+}
+
+// Fluent description of one test case, XNNPACK-tester style.
+class PatternConvTester {
+ public:
+  PatternConvTester& Batch(int n) { g_.batch = n; return *this; }
+  PatternConvTester& Input(int h, int w) { g_.in_h = h; g_.in_w = w; return *this; }
+  PatternConvTester& Channels(int in, int out) { g_.in_c = in; g_.out_c = out; return *this; }
+  PatternConvTester& Stride(int s) { g_.stride_h = g_.stride_w = s; return *this; }
+  PatternConvTester& Dilation(int d) { g_.dilation_h = g_.dilation_w = d; return *this; }
+  PatternConvTester& Valid() { padding_ = Padding::kValid; return *this; }
+  PatternConvTester& Clamp(float lo, float hi) { g_.act_min = lo; g_.act_max = hi; return *this; }
+  PatternConvTester& Removed(double rate) { removed_ = rate; return *this; }
+  PatternConvTester& Threads(int t) { threads_ = t; return *this; }
+  // Every group of kMaxChannelBlock output channels shares one pattern per input
+  // channel (the co-design pruning option): the block kernel then runs no
+  // zero weight at all.
+  PatternConvTester& BlockPatterns() { block_patterns_ = true; return *this; }
+  // Block-kernel variants to run besides the default: all of them (the
+  // default), or one picked at random (keeps long random sweeps short).
+  PatternConvTester& OneBlockVariant() { all_variants_ = false; return *this; }
+  // 1x1 kernels: one single-cell "pattern", kernels kept or removed.
+  PatternConvTester& Pointwise() { kernel_ = 1; return *this; }
+
+  void Test() { Run(/*allow_empty=*/false); }
+  // For random sweeps: an input smaller than a VALID kernel is skipped.
+  void TestIfValid() { Run(/*allow_empty=*/true); }
+
+ private:
+  void Run(bool allow_empty) {
+    ConvGeometry g;
+    if (!SizeConvGeometryOrSkip(g_, kernel_, padding_, allow_empty, &g)) return;
+    std::mt19937 rng(1234);
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    LrLayer layer;
+    std::vector<float> filter;
+    RandomPrunedFilter(g, &rng, &layer, &filter);
+    std::vector<float> bias(g.out_c);
+    for (float& b : bias) b = value(rng);
+    std::vector<float> input(static_cast<size_t>(g.batch) * g.in_h * g.in_w * g.in_c);
+    for (float& x : input) x = value(rng);
+    const size_t out_size = static_cast<size_t>(g.batch) * g.out_h * g.out_w * g.out_c;
+
+    const std::vector<float> expected = DenseConv(g, filter, bias, input);
+    const PackedPatternWeights packed = PackPatternWeights(layer, filter.data(), bias.data());
+    ASSERT_EQ(packed.kept_kernels() * layer.entries_per_pattern,
+              static_cast<int64_t>(packed.weights.size()));
+
+    std::vector<float> output(out_size, NAN);
+    PatternConvReference(g, packed, input.data(), output.data());
+    ExpectNear(expected, output, "reference");
+
+    pthreadpool_t pool = threads_ > 1 ? pthreadpool_create(threads_) : nullptr;
+    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      PatternConvScratch scratch;
+      BlockConvScratch block_scratch;
+      const BlockPackedWeights blocks = PackChannelBlocks(packed, PreferredChannelBlock());
+      ASSERT_EQ(blocks.kept_taps, packed.kept_kernels() * layer.entries_per_pattern);
+      ASSERT_GE(blocks.padded_taps, blocks.kept_taps);
+      if (block_patterns_ && g.out_c % blocks.block == 0) {
+        ASSERT_EQ(blocks.padded_taps, blocks.kept_taps) << "a shared pattern needs no padding";
+      }
+      for (int repeat = 0; repeat < 2; ++repeat) {  // scratch reuse
+        std::fill(output.begin(), output.end(), NAN);
+        PatternConvSimd(g, packed, input.data(), output.data(), &scratch, pool);
+        ExpectNear(expected, output, std::string("rows ") + hwy::TargetName(target));
+        std::fill(output.begin(), output.end(), NAN);
+        ASSERT_TRUE(PatternConvBlock(g, blocks, input.data(), output.data(), &block_scratch, pool));
+        ExpectNear(expected, output, std::string("block ") + hwy::TargetName(target));
+      }
+      TestBlockVariants(g, packed, input, expected, pool, &rng, &block_scratch,
+                        hwy::TargetName(target), all_variants_);
+    }
+    hwy::SetSupportedTargetsForTest(0);
+    if (pool != nullptr) pthreadpool_destroy(pool);
+  }
+
+  // A random OHWI filter pruned to the tester's patterns and removal rate,
+  // and the LR layer describing it.
+  void RandomPrunedFilter(const ConvGeometry& g, std::mt19937* rng, LrLayer* layer,
+                          std::vector<float>* filter) const {
+    const int cells = kernel_ * kernel_;
+    const std::vector<uint32_t> patterns =
+        kernel_ == 1 ? std::vector<uint32_t>{1u} : DefaultPatterns();
+    const int num_patterns = static_cast<int>(patterns.size());
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    layer->out_channels = g.out_c;
+    layer->in_channels = g.in_c;
+    layer->kernel_h = layer->kernel_w = kernel_;
+    layer->entries_per_pattern = kernel_ == 1 ? 1 : 4;
+    layer->pattern_masks = patterns;
+    filter->assign(static_cast<size_t>(g.out_c) * cells * g.in_c, 0.0f);
+    for (int co = 0; co < g.out_c; ++co) {
+      for (int ci = 0; ci < g.in_c; ++ci) {
+        uint8_t id = coin(*rng) < removed_ ? kRemovedKernel : (*rng)() % num_patterns;
+        if (block_patterns_) {
+          // Same pattern and same removal for a whole channel block.
+          std::mt19937 shared(ci * 7919 + co / kMaxChannelBlock);
+          id = std::uniform_real_distribution<double>(0, 1)(shared) < removed_
+                   ? kRemovedKernel : shared() % num_patterns;
+        }
+        layer->kernel_pattern.push_back(id);
+        if (id == kRemovedKernel) continue;
+        for (int cell = 0; cell < cells; ++cell) {
+          if (layer->pattern_masks[id] & (1u << cell)) {
+            (*filter)[(static_cast<size_t>(co) * cells + cell) * g.in_c + ci] = value(*rng);
+          }
+        }
+      }
+    }
+  }
+
+  // Every compiled (channel block, tile) variant of the block kernel, each
+  // with random run-time tunables; one scratch for all of them, so that a
+  // change of params must re-plan. With `all`, every variant runs on `pool`,
+  // the loop orders alternating; otherwise one random variant runs on the
+  // caller (long random sweeps: pool hand-offs would dominate their time).
+  static void TestBlockVariants(const ConvGeometry& g, const PackedPatternWeights& packed,
+                                const std::vector<float>& input,
+                                const std::vector<float>& expected, pthreadpool_t pool,
+                                std::mt19937* rng, BlockConvScratch* scratch,
+                                const std::string& target, bool all) {
+    const std::vector<int> blocks = BlockKernelChannelBlocks();
+    ASSERT_FALSE(blocks.empty());
+    ASSERT_EQ(blocks.front(), PreferredChannelBlock());
+    std::vector<float> output(expected.size());
+    const int chunk_choices[] = {0, kMinChunkBytes, 4096, 24 * 1024};
+    size_t count = 0;
+    for (int block : blocks) count += BlockKernelTilePixels(block).size();
+    const size_t only = all ? count : (*rng)() % count;  // `count`: all
+    size_t variant = 0;
+    for (int block : blocks) {
+      BlockPackedWeights w;  // packed when one of its variants runs
+      const std::vector<int> tiles = BlockKernelTilePixels(block);
+      ASSERT_FALSE(tiles.empty());
+      for (int tile : tiles) {
+        if (only != count && variant != only) {
+          ++variant;
+          continue;
+        }
+        if (w.block_begin.empty()) w = PackChannelBlocks(packed, block);
+        BlockKernelParams params;
+        params.tile_pixels = tile;
+        params.tiles_per_task = 1 + static_cast<int>((*rng)() % 7);
+        params.chunk_bytes = chunk_choices[(*rng)() % 4];
+        params.loop_order = (all ? variant % 2 : (*rng)() % 2) ? BlockLoopOrder::kPixelsOuter
+                                                               : BlockLoopOrder::kBlocksOuter;
+        ASSERT_EQ(CheckBlockKernelParams(block, params), "");
+        scratch->params = params;
+        std::fill(output.begin(), output.end(), NAN);
+        ++variant;
+        ASSERT_TRUE(PatternConvBlock(g, w, input.data(), output.data(), scratch,
+                                     all ? pool : nullptr));
+        ExpectNear(expected, output,
+                   "block " + target + " " + std::to_string(tile) + "x" +
+                       std::to_string(block) + " tiles/task " +
+                       std::to_string(params.tiles_per_task) + " chunk " +
+                       std::to_string(params.chunk_bytes) + " order " +
+                       std::to_string(static_cast<int>(params.loop_order)));
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+    scratch->params = BlockKernelParams();
+  }
+
+  // Direct convolution over all 9 cells: the definition, not a kernel.
+  static std::vector<float> DenseConv(const ConvGeometry& g,
+                                      const std::vector<float>& filter,
+                                      const std::vector<float>& bias,
+                                      const std::vector<float>& input) {
+    std::vector<float> out(static_cast<size_t>(g.batch) * g.out_h * g.out_w * g.out_c);
+    for (int n = 0; n < g.batch; ++n)
+      for (int oh = 0; oh < g.out_h; ++oh)
+        for (int ow = 0; ow < g.out_w; ++ow)
+          for (int co = 0; co < g.out_c; ++co) {
+            double acc = bias[co];
+            for (int r = 0; r < g.kernel_h; ++r)
+              for (int c = 0; c < g.kernel_w; ++c) {
+                const int ih = oh * g.stride_h - g.pad_top + r * g.dilation_h;
+                const int iw = ow * g.stride_w - g.pad_left + c * g.dilation_w;
+                if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) continue;
+                for (int ci = 0; ci < g.in_c; ++ci) {
+                  acc += static_cast<double>(
+                             filter[((co * g.kernel_h + r) * g.kernel_w + c) * g.in_c + ci]) *
+                         input[((static_cast<size_t>(n) * g.in_h + ih) * g.in_w + iw) * g.in_c + ci];
+                }
+              }
+            const float v = static_cast<float>(acc);
+            out[((static_cast<size_t>(n) * g.out_h + oh) * g.out_w + ow) * g.out_c + co] =
+                std::min(std::max(v, g.act_min), g.act_max);
+          }
+    return out;
+  }
+
+  static void ExpectNear(const std::vector<float>& expected,
+                         const std::vector<float>& actual, const std::string& who) {
+    for (size_t i = 0; i < expected.size(); ++i) {
+      const float tolerance = 1e-5f * (1.0f + std::fabs(expected[i])) * 10;
+      ASSERT_NEAR(expected[i], actual[i], tolerance) << who << " at " << i;
+    }
+  }
+
+  ConvGeometry g_;
+  Padding padding_ = Padding::kSame;
+  double removed_ = 0.0;
+  int threads_ = 1;
+  bool block_patterns_ = false;
+  bool all_variants_ = true;
+  int kernel_ = 3;
+};
+
+// One input and one output channel, a k×k filter with no kept kernel,
+// packed in channel blocks of `block`, on a same-padded k×k input: the
+// smallest layer a refusal test can hand the block kernel.
+struct OneChannelCase {
+  BlockPackedWeights weights;
+  ConvGeometry g;
+  bool geometry_ok = false;
+};
+OneChannelCase OneChannelBlockCase(int k, int block) {
+  PackedPatternWeights exact;
+  exact.out_c = exact.in_c = 1;
+  exact.kernel_h = exact.kernel_w = k;
+  exact.entries = k == 3 ? 4 : 1;
+  exact.kernel_begin = {0, 0};
+  exact.bias = {0.0f};
+  OneChannelCase c;
+  c.weights = PackChannelBlocks(exact, block);
+  c.g.in_h = c.g.in_w = k;
+  c.g.in_c = c.g.out_c = 1;
+  c.g.kernel_h = c.g.kernel_w = k;
+  std::string error;
+  c.geometry_ok = ComputeConvGeometry(Padding::kSame, &c.g, &error);
+  return c;
+}
+
+TEST(PatternConv, SameStride1) {
+  PatternConvTester().Input(9, 11).Channels(3, 5).Test();
+}
+TEST(PatternConv, ValidStride1OddChannels) {
+  PatternConvTester().Input(10, 7).Channels(7, 3).Valid().Test();
+}
+TEST(PatternConv, SameStride2) {
+  PatternConvTester().Input(13, 12).Channels(4, 6).Stride(2).Test();
+}
+TEST(PatternConv, ValidStride2) {
+  PatternConvTester().Input(14, 15).Channels(5, 5).Stride(2).Valid().Test();
+}
+TEST(PatternConv, Dilation2) {
+  PatternConvTester().Input(12, 12).Channels(3, 4).Dilation(2).Test();
+}
+TEST(PatternConv, BatchAndRelu6) {
+  PatternConvTester().Batch(3).Input(8, 8).Channels(6, 7).Clamp(0.0f, 6.0f).Test();
+}
+TEST(PatternConv, WideRowsUseFullVectors) {
+  // 56 columns: several full vector tiles plus a tail on every target.
+  PatternConvTester().Input(6, 56).Channels(8, 16).Test();
+}
+TEST(PatternConv, ConnectivityPrunedAndThreaded) {
+  PatternConvTester().Input(14, 14).Channels(16, 24).Removed(0.5).Threads(2).Test();
+}
+TEST(PatternConv, AllKernelsRemovedGivesBias) {
+  PatternConvTester().Input(5, 5).Channels(2, 3).Removed(1.0).Test();
+}
+TEST(PatternConv, BlockSharedPatterns) {
+  PatternConvTester().Input(9, 10).Channels(5, 64).BlockPatterns().Removed(0.3).Test();
+}
+TEST(PatternConv, BlockPackedForAnotherTargetIsRefused) {
+  // No target compiles a 24-channel block (blocks are 8, 16 or 32).
+  const int other = 24;
+  for (int block : BlockKernelChannelBlocks()) ASSERT_NE(block, other);
+  const OneChannelCase c = OneChannelBlockCase(3, other);
+  ASSERT_TRUE(c.geometry_ok);
+  std::vector<float> in(9, 1.0f), out(9, -1.0f);
+  BlockConvScratch scratch;
+  EXPECT_FALSE(PatternConvBlock(c.g, c.weights, in.data(), out.data(), &scratch, nullptr));
+  EXPECT_EQ(out[0], -1.0f);  // untouched
+}
+TEST(PatternConv, BlockParamsOutOfRangeAreRefused) {
+  const int block = PreferredChannelBlock();
+  BlockKernelParams params;
+  EXPECT_EQ(CheckBlockKernelParams(block, params), "");
+  params.tile_pixels = 1000;
+  EXPECT_NE(CheckBlockKernelParams(block, params), "");
+  params = BlockKernelParams();
+  params.tiles_per_task = 0;
+  EXPECT_NE(CheckBlockKernelParams(block, params), "");
+  params.tiles_per_task = kMaxTilesPerTask + 1;
+  EXPECT_NE(CheckBlockKernelParams(block, params), "");
+  params = BlockKernelParams();
+  params.chunk_bytes = kMinChunkBytes - 1;
+  EXPECT_NE(CheckBlockKernelParams(block, params), "");
+  params = BlockKernelParams();
+  params.loop_order = static_cast<BlockLoopOrder>(7);
+  EXPECT_NE(CheckBlockKernelParams(block, params), "");
+  // A refused plan computes nothing.
+  const OneChannelCase c = OneChannelBlockCase(1, block);
+  ASSERT_TRUE(c.geometry_ok);
+  float in = 1.0f, out = -1.0f;
+  BlockConvScratch scratch;
+  scratch.params.tiles_per_task = 0;
+  EXPECT_FALSE(PatternConvBlock(c.g, c.weights, &in, &out, &scratch, nullptr));
+  EXPECT_EQ(out, -1.0f);
+}
+TEST(PatternConv, BlockSharedPatternsStride2Valid) {
+  PatternConvTester().Batch(2).Input(12, 11).Channels(7, 32).Stride(2).Valid()
+      .BlockPatterns().Test();
+}
+TEST(PatternConv, ChannelTailAndFewPixels) {
+  // 21 outputs: one full block and a 5-channel tail; 3 pixels < one tile.
+  PatternConvTester().Input(1, 3).Channels(2, 21).Test();
+}
+TEST(PatternConv, ManyInputChannelsAccumulateAcrossChunks) {
+  // Enough input channels that the block kernel splits them into several
+  // L1-sized chunks on every SIMD target; an all-removed chunk included.
+  PatternConvTester().Input(5, 30).Channels(300, 20).BlockPatterns().Removed(0.3)
+      .Clamp(0.0f, 6.0f).Test();
+  PatternConvTester().Input(7, 29).Channels(260, 16).Stride(2).Threads(2).Test();
+}
+TEST(PatternConv, ConnectivityPrunedPointwise) {
+  PatternConvTester().Pointwise().Input(7, 9).Channels(70, 40).Removed(0.72).Test();
+  PatternConvTester().Pointwise().Input(6, 6).Channels(64, 64).BlockPatterns().Removed(0.72)
+      .Stride(2).Test();
+}
+// Output sizes from 1x1 to 20x40, so that the free-pattern kernel runs every
+// tile shape it picks (1..8 rows of one vector, 1..6 rows of two) with
+// partial row and column tiles, at stride 1 and 2, on every target.
+TEST(PatternConv, EveryTileShapeAndTail) {
+  for (int h = 1; h <= 20; ++h) {
+    for (int w : {1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 33, 40}) {
+      for (int stride : {1, 2}) {
+        PatternConvTester().Input(h * stride, w * stride).Channels(3, 5).Stride(stride)
+            .Removed(0.3).OneBlockVariant().Test();
+        if (HasFatalFailure()) {
+          ADD_FAILURE() << "output " << h << "x" << w << " stride " << stride;
+          return;
+        }
+      }
+    }
+  }
+}
+TEST(PatternConv, FilterOrderPutsTheLongestFiltersFirst) {
+  LrLayer layer;
+  layer.out_channels = 4;
+  layer.in_channels = 3;
+  layer.kernel_h = layer.kernel_w = 3;
+  layer.entries_per_pattern = 4;
+  layer.pattern_masks = DefaultPatterns();
+  // Kept kernels per filter: 1, 3, 0, 3.
+  const uint8_t x = kRemovedKernel;
+  layer.kernel_pattern = {0, x, x, /**/ 1, 2, 3, /**/ x, x, x, /**/ 4, 5, 6};
+  const std::vector<float> filter(4 * 9 * 3, 1.0f);
+  const PackedPatternWeights packed = PackPatternWeights(layer, filter.data(), nullptr);
+  EXPECT_EQ(packed.filter_order, (std::vector<int32_t>{1, 3, 0, 2}));
+}
+TEST(PatternConv, SinglePixel) {
+  PatternConvTester().Input(1, 1).Channels(1, 1).Test();
+}
+
+// Thousands of random configurations: every stride/padding/activation
+// combination, dilation, odd and tiny sizes, empty filters, batch > 1, both
+// pattern regimes, threads.
+TEST(PatternConv, RandomConfigurations) {
+  std::mt19937 rng(7);
+  auto pick = [&](int lo, int hi) { return lo + static_cast<int>(rng() % (hi - lo + 1)); };
+  const float clamps[3][2] = {{-3.4e38f, 3.4e38f}, {0.0f, 3.4e38f}, {0.0f, 6.0f}};
+  for (int i = 0; i < 1500; ++i) {
+    PatternConvTester t;
+    const int stride = pick(1, 2), dilation = pick(1, 4) == 4 ? 2 : 1;
+    t.Batch(pick(1, 4) == 4 ? 2 : 1)
+        .Input(pick(1, 9), pick(1, 13))
+        .Channels(pick(1, 40), pick(1, 40))
+        .Stride(stride)
+        .Dilation(dilation)
+        .Removed(pick(0, 4) == 0 ? 1.0 : 0.1 * pick(0, 8))
+        .Threads(pick(1, 2));
+    const int act = pick(0, 2);
+    t.Clamp(clamps[act][0], clamps[act][1]);
+    if (pick(0, 1)) t.Valid();
+    if (pick(0, 1)) t.BlockPatterns();
+    if (pick(0, 5) == 0) t.Pointwise();
+    if (i % 4 != 0) t.OneBlockVariant();
+    t.TestIfValid();
+    if (HasFatalFailure()) {
+      ADD_FAILURE() << "random configuration " << i;
+      return;
+    }
+  }
+}
+
+TEST(ConvGeometry, MatchesTfliteRules) {
+  ConvGeometry g;
+  g.in_h = 7; g.in_w = 8; g.kernel_h = g.kernel_w = 3; g.stride_h = g.stride_w = 2;
+  std::string error;
+  ASSERT_TRUE(ComputeConvGeometry(Padding::kSame, &g, &error));
+  EXPECT_EQ(g.out_h, 4); EXPECT_EQ(g.out_w, 4);
+  EXPECT_EQ(g.pad_top, 1); EXPECT_EQ(g.pad_left, 0);  // extra pad goes last
+  ASSERT_TRUE(ComputeConvGeometry(Padding::kValid, &g, &error));
+  EXPECT_EQ(g.out_h, 3); EXPECT_EQ(g.out_w, 3);
+  g.in_h = 2;
+  EXPECT_FALSE(ComputeConvGeometry(Padding::kValid, &g, &error));
+  EXPECT_FALSE(error.empty());
+}
+
+TEST(PatternConv, ReportsADispatchTarget) {
+  EXPECT_STRNE(PatternConvSimdTarget(), "");
+}
+
+}  // namespace
+}  // namespace cocopie
