@@ -26,13 +26,28 @@ def executions(directory):
     return [name for name, _, _ in sorted(names, key=lambda parts: int(parts[2]))]
 
 
+def wait_for_row(record, index, timeout=120.0):
+    """Waits until the exploration's ``record`` (JSON lines) holds trial ``index``'s row."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(record):
+            with open(record) as f:
+                if any(json.loads(line)["config_index"] == index for line in f if line.strip()):
+                    return
+        time.sleep(0.05)
+
+
 def fake_trial(config):
     """Accuracy 1 - mean rate, reached after ``epochs`` reports of ``sleep`` s each.
 
     A checkpoint holds the epochs done. ``count_dir`` notes each start of
     training as ``<init>_<index>_<first epoch>`` (a trial restarted after its
-    last report only reports again); ``kill`` (a flag file) makes the worker
-    kill itself once, after its first epoch report, if that file is absent.
+    last report only reports again); ``epoch_dir`` notes every epoch reported
+    the same way. ``kill`` (a flag file) makes the worker kill itself once,
+    after its first epoch report, if that file is absent. ``after_row``
+    ``{index: [record, other index]}`` holds a trial's last report until the
+    exploration has recorded the other trial's row: an order of completion
+    that does not depend on how fast workers start.
     """
     from ray import tune
 
@@ -53,6 +68,9 @@ def fake_trial(config):
         time.sleep(config.get("sleep", {}).get(str(config["config_index"]), 0.0))
         done += 1
         complete = done == epochs
+        after = config.get("after_row", {}).get(str(config["config_index"]))
+        if complete and after:
+            wait_for_row(*after)
         row = {"init": config["init"], "config": rates, "config_index": config["config_index"],
                "params": int(1000 * (1 - sum(rates) / len(rates))), "accuracy": accuracy,
                "accuracy_curve": [accuracy], "seconds": 1.0}
@@ -63,6 +81,8 @@ def fake_trial(config):
             with open(os.path.join(directory, "state.json"), "w") as f:
                 json.dump({"done": done}, f)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        if config.get("epoch_dir"):
+            note(config["epoch_dir"], f"{config['init']}_{config['config_index']}_{done}")
         flag = config.get("kill")
         if flag and not complete and not os.path.exists(flag):
             open(flag, "w").close()

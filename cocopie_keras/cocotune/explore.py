@@ -191,6 +191,25 @@ def summarize(params, threshold, rows, taken):
 
 
 @contextlib.contextmanager
+def environment(values, keep_set=False):
+    """Environment variables set for the block and restored after it (the
+    caller's process is left as it was); ``keep_set`` leaves those the user
+    already set as they are."""
+    saved = {key: os.environ.get(key) for key in values}
+    for key, value in values.items():
+        if not (keep_set and key in os.environ):
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
 def ray_session(address=None, workers=1, threads=1):
     """Ray for the exploration: an existing cluster, or a local one of workers*threads CPUs.
 
@@ -199,10 +218,19 @@ def ray_session(address=None, workers=1, threads=1):
     """
     import ray
 
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    if ray.is_initialized():
-        yield
-        return
+    with environment({"RAY_USAGE_STATS_ENABLED": "0"}):
+        if ray.is_initialized():
+            yield
+            return
+        with _local_or_joined(address, workers, threads):
+            yield
+
+
+@contextlib.contextmanager
+def _local_or_joined(address, workers, threads):
+    """A new local Ray (``address`` None) or the cluster at ``address``, shut down after."""
+    import ray
+
     env = {"OMP_NUM_THREADS": str(threads), "TF_NUM_INTRAOP_THREADS": str(threads),
            "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
            "RAY_USAGE_STATS_ENABLED": "0"}
@@ -268,10 +296,18 @@ def explore(payloads, params, threshold, storage, name, prefix=None, trainable=r
         in an earlier exploration or an interrupted session of this one, and
         their recorded time: a wall clock started now misses it).
     """
+    # Saving the experiment state at each trial checkpoint is wanted (see
+    # _new_tuner); the progress table is CLIReporter's.
+    settings = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
     if log:
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # CLIReporter's table
-    # Saving the experiment state at each trial checkpoint is wanted (see _new_tuner).
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        settings["RAY_AIR_NEW_OUTPUT"] = "0"
+    with environment(settings, keep_set=True):
+        return _explore(payloads, params, threshold, storage, name, prefix, trainable, workers,
+                        threads, record, max_failures, log)
+
+
+def _explore(payloads, params, threshold, storage, name, prefix, trainable, workers, threads,
+             record, max_failures, log):
     storage = os.path.abspath(storage)
     path = os.path.join(storage, name)
     trainable = tune.with_resources(trainable, {"cpu": threads})
