@@ -170,6 +170,26 @@ def test_cli_refuses_bad_rates_and_runs(trained, tmp_path):
     assert "1 configs explored" in good.stdout and "summary.json" in good.stdout
 
 
+@pytest.mark.parametrize("flag, stops", [([], True), (["--full-epochs"], False)])
+def test_cli_full_epochs_switch_reaches_tune(trained, tmp_path, monkeypatch, flag, stops):
+    from cocopie_keras import cli, cocotune
+
+    model, train, validation = trained
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "data.npz", x_train=train[0], y_train=train[1], x_test=validation[0],
+             y_test=validation[1])
+    seen = {}
+
+    def tune_called(*args, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stopped before any work")
+
+    monkeypatch.setattr(cocotune, "tune", tune_called)
+    status = cli.main(["cocotune", str(tmp_path / "model.keras"), "--data",
+                       str(tmp_path / "data.npz"), "--workdir", str(tmp_path / "work")] + flag)
+    assert status != 0 and seen["stop_at_threshold"] is stops
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"executor": "local"}, "executor='local'"),
     ({"workers": 0}, "workers=0"),

@@ -47,6 +47,10 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-failures", type=int, default=3,
                         help="retries of a trial whose worker died (from its checkpoint)")
+    parser.add_argument("--full-epochs", action="store_true",
+                        help="fine-tune every trial for all --epochs instead of stopping it "
+                             "once it reaches the threshold; its results then also serve "
+                             "explorations at other thresholds (another --alpha)")
 
 
 def _read_json(path, what):
@@ -85,7 +89,8 @@ def run(args):
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         inits=("block", "default") if args.init == "both" else (args.init,),
         executor=args.executor, address=args.address, workers=args.workers,
-        threads=args.threads, seed=args.seed, max_failures=args.max_failures)
+        threads=args.threads, seed=args.seed, max_failures=args.max_failures,
+        stop_at_threshold=not args.full_epochs)
     print(f"full model: {summary['full_params']} params, accuracy "
           f"{summary['full_accuracy']:.4f}; threshold {summary['threshold']:.4f}; "
           f"{len(summary['blocks'])} tuning blocks")
