@@ -194,3 +194,24 @@ def test_environment_is_restored_for_the_caller(monkeypatch):
             assert os.environ["COCOPIE_TEST_KEPT"] == "ours"
             raise KeyError("left by an error")
     assert os.environ["COCOPIE_TEST_KEPT"] == "user"
+
+
+def test_trial_log_writes_a_trial_once(tmp_path):
+    class Finished:
+        trial_id = "abc_00001"
+        last_result = {"complete": True, "row": json.dumps({"init": "block", "config_index": 1})}
+
+    path = str(tmp_path / "trials.jsonl")
+    with open(path, "w") as f:
+        f.write('{"init": "block", "config_ind')   # cut short by a killed driver
+    explore.TrialLog(path).on_trial_complete(0, [], Finished())
+    log = explore.TrialLog(path)   # a resumed exploration: the trial completes again
+    log.on_trial_complete(0, [], Finished())
+    log.on_trial_complete(0, [], Finished())
+    Finished.trial_id = "abc_00002"
+    log.on_trial_complete(0, [], Finished())
+    with open(path) as f:
+        assert f.readline() == '{"init": "block", "config_ind\n'
+        lines = [json.loads(line) for line in f]
+    assert [(r["trial_id"], r["config_index"]) for r in lines] == [("abc_00001", 1),
+                                                                    ("abc_00002", 1)]

@@ -122,16 +122,45 @@ class ObjectiveOrder(Searcher, tune.Stopper):
 
 
 class TrialLog(tune.Callback):
-    """Appends each finished trial's row to a JSON-lines file, as it finishes."""
+    """Appends each finished trial's row to a JSON-lines file, as it finishes.
+
+    Each line also holds the Ray trial id. A trial is logged once: an
+    exploration resumed after its driver died may see a trial complete again
+    (its last report is made again), and the file already has its line.
+    """
 
     def __init__(self, path):
         self.path = path
+        self._logged = None
+
+    def _logged_trials(self):
+        """Trial ids already in the file; a line cut short by a killed driver is skipped."""
+        if self._logged is None:
+            self._logged = set()
+            if os.path.exists(self.path):
+                with open(self.path) as f:
+                    for line in f:
+                        try:
+                            self._logged.add(json.loads(line).get("trial_id"))
+                        except (json.JSONDecodeError, AttributeError):
+                            pass
+        return self._logged
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
-        if result.get("complete") and "row" in result:
-            with open(self.path, "a") as f:
-                f.write(result["row"] + "\n")
+        if not (result.get("complete") and "row" in result):
+            return
+        if trial.trial_id in self._logged_trials():
+            return
+        line = json.dumps({**json.loads(result["row"]), "trial_id": trial.trial_id}) + "\n"
+        with open(self.path, "a+") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() > 0:
+                f.seek(f.tell() - 1)
+                if f.read(1) != "\n":
+                    line = "\n" + line  # after a line cut short: start a new one
+            f.write(line)
+        self._logged.add(trial.trial_id)
 
 
 def trial_dirname(trial):
