@@ -215,3 +215,19 @@ def test_trial_log_writes_a_trial_once(tmp_path):
         lines = [json.loads(line) for line in f]
     assert [(r["trial_id"], r["config_index"]) for r in lines] == [("abc_00001", 1),
                                                                     ("abc_00002", 1)]
+
+
+def test_a_restored_tuner_stops_with_its_searcher(ray_cluster, tmp_path):
+    # The searcher is also the stopper (it stops trials larger than the answer):
+    # after Tuner.restore both roles must still be one object, which holds
+    # because Ray pickles the tune and run configs together. Checked through
+    # Ray's private tuner state, so that a Ray release changing it is noticed.
+    from ray import tune
+
+    run(tmp_path, CONFIGS[:1], PARAMS[:1], 0.0, name="restored")
+    trainable = tune.with_resources(cocotune_trials.fake_trial, {"cpu": 1})
+    restored = tune.Tuner.restore(str(tmp_path / "ray" / "restored"), trainable)
+    internal = restored._local_tuner
+    searcher = internal._tune_config.search_alg
+    assert isinstance(searcher, explore.ObjectiveOrder)
+    assert internal.get_run_config().stop is searcher
