@@ -75,20 +75,32 @@ def pruned_depthwise(h, w, channels, stride, rate, free_patterns):
     return model, kept_macs
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def layer_timing_parser(description, connectivity_rate):
+    """The options every per-layer timing script takes (this one, tuning_ratio.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--connectivity-rate", type=float, default=0.0)
+    parser.add_argument("--connectivity-rate", type=float, default=connectivity_rate)
     parser.add_argument("--free-patterns", action="store_true",
                         help="any pattern per kernel (no channel-block sharing)")
+    return parser
+
+
+def describe_run(args, shared_block=32, **extra):
+    """The first output line: threads, SIMD target, pruning (and ``extra`` settings)."""
+    settings = "".join(f"{key}={value} " for key, value in extra.items())
+    patterns = "free" if args.free_patterns else f"shared per {shared_block} channels"
+    print(f"threads={args.threads} target={delegate.simd_target()} {settings}"
+          f"connectivity={args.connectivity_rate} patterns={patterns}")
+
+
+def main():
+    parser = layer_timing_parser(__doc__.splitlines()[0], connectivity_rate=0.0)
     parser.add_argument("--kernel", default="auto", choices=["auto", "block", "rows"])
     parser.add_argument("--depthwise", action="store_true",
                         help="MobileNetV2 depthwise layers instead of 3x3 convolutions")
     args = parser.parse_args()
-    print(f"threads={args.threads} target={delegate.simd_target()} kernel={args.kernel} "
-          f"connectivity={args.connectivity_rate} "
-          f"patterns={'free' if args.free_patterns else 'shared per %d channels' % (16 if args.depthwise else 32)}")
+    describe_run(args, 16 if args.depthwise else 32, kernel=args.kernel)
     print(f"{'layer':<22} {'xnnpack ms':>10} {'cocopie ms':>11} {'speedup':>8} "
           f"{'GFLOP/s kept':>13}")
     layers = DEPTHWISE_LAYERS if args.depthwise else LAYERS

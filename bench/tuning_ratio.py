@@ -10,7 +10,6 @@ rounds, medians over all rounds; speed is never asserted in tests.
         [--rounds 3] [--connectivity-rate 0.72] [--free-patterns] [--layers a,b]
 """
 
-import argparse
 import os
 import sys
 
@@ -18,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
-from layer_ratio import LAYERS, pruned_layer  # noqa: E402
+from layer_ratio import LAYERS, describe_run, layer_timing_parser, pruned_layer  # noqa: E402
 
 from cocopie_keras import converter, delegate  # noqa: E402
 from cocopie_keras.bench import timing  # noqa: E402
@@ -26,19 +25,12 @@ from cocopie_keras.converter import kernel_tuning as tuning  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=20)
+    parser = layer_timing_parser(__doc__.splitlines()[0], connectivity_rate=0.72)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connectivity-rate", type=float, default=0.72)
-    parser.add_argument("--free-patterns", action="store_true",
-                        help="any pattern per kernel (no channel-block sharing)")
     parser.add_argument("--layers", help="comma-separated layer names (default: all)")
     args = parser.parse_args()
     chosen = args.layers.split(",") if args.layers else [name for name, *_ in LAYERS]
-    print(f"threads={args.threads} target={delegate.simd_target()} "
-          f"connectivity={args.connectivity_rate} "
-          f"patterns={'free' if args.free_patterns else 'shared per 32 channels'}")
+    describe_run(args)
     print(f"{'layer':<22} {'built-in ms':>11} {'tuned ms':>9} {'ratio':>6}  tuning")
     for name, h, w, cin, cout, stride in LAYERS:
         if name not in chosen:
