@@ -12,7 +12,10 @@ Rules on the entries (1 to 16 of them):
 
 * ``target``: Highway target name such as ``"AVX3"`` or ``"NEON"``, 1 to 15
   printable ASCII characters, unique in the record;
-* ``kernel``: rows or block; a rows entry has zeros in every block field;
+* ``kernel``: rows, block or stock; a rows or stock entry has zeros in
+  every block field. Stock means the stock runtime was timed faster on the
+  layer (``cocopie tune-kernels`` measures both), so the delegate leaves
+  the layer to it;
 * block fields: ``channel_block`` 8, 16 or 32, ``tile_pixels`` 1..32,
   ``tiles_per_task`` 1..64, ``chunk_kib`` (input-channel chunk, 0 = one
   chunk) 0 or 1..4096, ``loop_order`` blocks or pixels outer;
@@ -43,6 +46,9 @@ MAX_TILES_PER_TASK = 64
 MAX_TILE_PIXELS = 32
 CHANNEL_BLOCKS = (8, 16, 32)
 LOOP_ORDERS = ("blocks", "pixels")
+KERNELS = ("rows", "block", "stock")
+"""Kernel kinds in schema order (the schema's ``KernelKind`` values)."""
+KERNELS_WITHOUT_PARAMS = ("rows", "stock")
 # Chunk limits of the block kernel, in KiB (kMinChunkBytes / kMaxChunkBytes).
 MIN_CHUNK_KIB = 1
 MAX_CHUNK_KIB = 4096
@@ -66,7 +72,8 @@ class TuningEntry:
 
     Attributes:
         target: Highway target name (``"AVX3"``, ``"AVX2"``, ``"NEON"``...).
-        kernel: ``"block"`` or ``"rows"``.
+        kernel: ``"block"``, ``"rows"`` or ``"stock"`` (left to the stock
+            runtime, which was timed faster on this layer).
         channel_block: output channels per block (block kernel).
         tile_pixels: output pixels per micro-kernel tile (block kernel).
         tiles_per_task: tiles per thread-pool task (block kernel).
@@ -87,8 +94,8 @@ class TuningEntry:
 
     def describe(self):
         """Short human form, e.g. ``"AVX3 block 12x32 t4 c24K blocks"``."""
-        if self.kernel == "rows":
-            return f"{self.target} rows"
+        if self.kernel in KERNELS_WITHOUT_PARAMS:
+            return f"{self.target} {self.kernel}"
         chunk = f"c{self.chunk_bytes // 1024}K" if self.chunk_bytes else "c-"
         return (f"{self.target} block {self.tile_pixels}x{self.channel_block} "
                 f"t{self.tiles_per_task} {chunk} {self.loop_order}")
@@ -104,11 +111,12 @@ def _check(entry):
         raise TuningFormatError(
             f"Expected a target name of 1 to {TARGET_BYTES - 1} printable ASCII "
             f"characters. Received: target={entry.target!r}")
-    if entry.kernel == "rows":
+    if entry.kernel in KERNELS_WITHOUT_PARAMS:
         return
     if entry.kernel != "block":
         raise TuningFormatError(
-            f"{where}: expected kernel 'block' or 'rows'. Received: kernel={entry.kernel!r}")
+            f"{where}: expected kernel 'block', 'rows' or 'stock'. "
+            f"Received: kernel={entry.kernel!r}")
     if entry.channel_block not in CHANNEL_BLOCKS:
         raise TuningFormatError(
             f"{where}: expected channel_block in {CHANNEL_BLOCKS}. "
@@ -207,7 +215,7 @@ def unpack(data):
 def _raw(entry):
     block = entry.kernel == "block"
     return RawEntry(
-        entry.target.encode("ascii"), int(block),
+        entry.target.encode("ascii"), KERNELS.index(entry.kernel),
         entry.channel_block if block else 0, entry.tile_pixels if block else 0,
         entry.tiles_per_task if block else 0, entry.chunk_bytes // 1024 if block else 0,
         LOOP_ORDERS.index(entry.loop_order) if block else 0,
@@ -243,12 +251,14 @@ def _entry(raw, i):
             f"{where}: target name of {len(name)} bytes (expected 1 to {TARGET_BYTES - 1})")
     if not all(0x21 <= c <= 0x7E for c in name):
         raise TuningFormatError(f"{where}: target name is not ASCII")
-    if raw.kernel == 0:
+    kernel = KERNELS[raw.kernel] if raw.kernel < len(KERNELS) else None
+    if kernel in KERNELS_WITHOUT_PARAMS:
         if raw.channel_block or raw.tile_pixels or raw.tiles_per_task or raw.chunk_kib or \
                 raw.loop_order:
-            raise TuningFormatError(f"{where}: a rows-kernel entry has block-kernel fields")
-        return TuningEntry(name.decode(), "rows", 0, 0, 0, 0, "blocks", raw.threads)
-    if raw.kernel != 1:
+            what = "a rows-kernel" if kernel == "rows" else "a stock"
+            raise TuningFormatError(f"{where}: {what} entry has block-kernel fields")
+        return entry_without_params(name.decode(), kernel, raw.threads)
+    if kernel != "block":
         raise TuningFormatError(f"{where}: kernel {raw.kernel} is unknown")
     if raw.loop_order >= len(LOOP_ORDERS):
         raise TuningFormatError(f"{where}: loop order {raw.loop_order} is unknown")
@@ -297,11 +307,16 @@ def merge(record, entry):
     return encode(entries + [entry])
 
 
+def entry_without_params(target, kernel, threads=0):
+    """A rows or stock entry (no block-kernel fields)."""
+    return TuningEntry(target, kernel, 0, 0, 0, 0, "blocks", int(threads))
+
+
 def entry_from_report(report):
     """The ``TuningEntry`` in one item of ``delegate.kernel_tunings(...)``."""
-    if report["kernel"] == "rows":
-        return TuningEntry(report["target"], "rows", 0, 0, 0, 0, "blocks",
-                           int(report.get("threads", 0)))
+    if report["kernel"] in KERNELS_WITHOUT_PARAMS:
+        return entry_without_params(report["target"], report["kernel"],
+                                    report.get("threads", 0))
     return TuningEntry(report["target"], "block", int(report["channel_block"]),
                        int(report["tile_pixels"]), int(report["tiles_per_task"]),
                        int(report["chunk_bytes"]), report["loop_order"],

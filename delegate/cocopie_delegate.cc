@@ -15,6 +15,7 @@
 #include "delegate/graph/conv_node.h"
 #include "delegate/graph/delegate_state.h"
 #include "delegate/graph/graph_pass.h"
+#include "delegate/graph/kernel_tuning_search.h"
 #include "delegate/graph/lr_from_weights.h"
 #include "delegate/graph/node_handlers.h"
 #include "delegate/graph/partition_kernel.h"
@@ -92,6 +93,7 @@ TfLiteStatus ClaimDescribedNodes(TfLiteContext* context, DelegateState* state,
                         "describes it; left to stock kernels");
       continue;
     }
+    if (StockPreferredByLr(state, *query.layer, query.node_index)) continue;
     const std::string kind = std::string(" (") + handler->op_name + ")";
     const DensifyFeed* feed = nullptr;
     if (node->inputs != nullptr && node->inputs->size >= 2) {

@@ -30,6 +30,9 @@ def test_cocopie_bench_quick(tmp_path):
     for variant in ("dense", "pattern_conn"):
         for name in ("xnnpack", "builtin", "cocopie"):
             assert by_key[(variant, name)]["status"] == "ok", by_key[(variant, name)]
-    assert int(by_key[("pattern_conn", "cocopie")]["notes"]["delegated_convs"]) > 0
+    # Every described convolution is run by the delegate or, where the
+    # stock runtime was timed faster on it, deliberately left to it.
+    notes = by_key[("pattern_conn", "cocopie")]["notes"]
+    assert int(notes["delegated_convs"]) + int(notes["left_to_stock"]) > 0
     assert doc["peak_gflops"] > 0
     assert str(json_path) in done.stdout

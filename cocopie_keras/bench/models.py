@@ -18,7 +18,12 @@ MODEL_NAMES = ("vgg16", "resnet50", "mobilenetv2", "vgg16_cifar", "resnet20_cifa
 BODY_MODEL_NAMES = ("vgg16_body", "resnet50_body", "mobilenetv2_body")
 """The 224×224 networks without their classifier heads (``include_top=False``):
 the convolutional bodies the CoCoPIE paper times; opt-in by name."""
-ALL_MODEL_NAMES = MODEL_NAMES + BODY_MODEL_NAMES
+HOLDOUT_BODY_NAMES = ("inceptionv3_body", "xception_body", "efficientnetb0_body")
+"""Bodies no kernel was designed or tuned for (Inception's 1×7 / 7×1 and
+asymmetric branches, Xception's separable convolutions, EfficientNet's
+squeeze-excite and swish): they check that the delegate never makes a model
+it was not built around slower than the stock runtime; opt-in by name."""
+ALL_MODEL_NAMES = MODEL_NAMES + BODY_MODEL_NAMES + HOLDOUT_BODY_NAMES
 VARIANTS = ("dense", "pattern", "pattern_conn")
 CONNECTIVITY_RATE = 0.72
 """Fraction of kernels ``pattern_conn`` removes (1 / 0.28 ≈ 3.6× fewer kernels)."""
@@ -84,6 +89,9 @@ def _application(name):
         "vgg16": keras.applications.VGG16,
         "resnet50": keras.applications.ResNet50,
         "mobilenetv2": keras.applications.MobileNetV2,
+        "inceptionv3": keras.applications.InceptionV3,
+        "xception": keras.applications.Xception,
+        "efficientnetb0": keras.applications.EfficientNetB0,
     }[name[: -len("_body")] if body else name]
     if body:
         return constructor(weights=None, input_shape=(224, 224, 3), include_top=False)

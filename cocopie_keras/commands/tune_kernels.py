@@ -7,6 +7,13 @@ under this CPU's SIMD target. A device with the same target then uses the
 stored choice without timing anything (delegate option ``tuning=cache``, the
 default); entries for other targets already in the file are kept.
 
+Each delegated layer is then cut out as a model of its own and timed on the
+delegate and on the stock runtime (LiteRT + XNNPACK), same threads
+(``cocopie_keras.stock_comparison``). Where the delegate is not faster, the
+stored choice is ``stock`` and the delegate leaves the layer to the runtime,
+so a tuned file never runs a layer slower than stock (``--no-stock`` skips
+the comparison).
+
 Example::
 
     cocopie tune-kernels model.tflite -o model.tuned.tflite --threads 4
@@ -31,6 +38,9 @@ def add_arguments(parser):
                         help="time every layer again, ignoring tunings in the LR or cache")
     parser.add_argument("--input-shape", metavar="N,H,W,C",
                         help="input shape when the model's is not fixed, e.g. 1,224,224,3")
+    parser.add_argument("--no-stock", action="store_true",
+                        help="do not time layers on the stock runtime (keep every layer "
+                             "on the delegate)")
     parser.add_argument("--json", action="store_true",
                         help="print the per-layer choices as JSON instead of a table")
 
@@ -46,7 +56,8 @@ def _parse_shape(text):
     return shape
 
 
-def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None):
+def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None,
+                 compare_stock=True):
     """Tunes a .tflite file's delegated layers on this CPU.
 
     Args:
@@ -55,12 +66,18 @@ def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None)
         cache: optional tuning cache file (read, and extended with new timings).
         retune: time every layer even if the LR or the cache has a choice.
         input_shape: input 0's shape when the model's is not fixed.
+        compare_stock: time each delegated layer alone on the delegate and on
+            the stock runtime, and store ``stock`` where the delegate is not
+            faster.
 
     Returns:
-        ``(tuned_bytes, rows)``: the file with tuning records in its LR, and one
+        ``(tuned_bytes, rows, whole_model)``: the file with tuning records in
+        its LR, ``whole_model`` the stock comparison's summary
+        (``stock_comparison.choose_claims``; None without one), and one
         dict per LR layer (``op_index``, ``source``, ``tuning`` entry dict or
         None when the delegate did not run the layer, ``default_us``,
-        ``tuned_us``).
+        ``tuned_us``, and with ``compare_stock`` ``delegate_us`` /
+        ``stock_us`` / ``stock_wins`` / ``claimed`` or None).
 
     Raises:
         ValueError: if the file has no LR, ``threads`` < 1, or the input shape
@@ -68,12 +85,11 @@ def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None)
 
     Example:
 
-        >>> tuned, rows = tune_kernels(data, threads=2)  # doctest: +SKIP
+        >>> tuned, rows, whole_model = tune_kernels(data, threads=2)  # doctest: +SKIP
     """
     import numpy as np
 
     from cocopie_keras import converter, delegate
-    from cocopie_keras.converter import kernel_tuning as tuning
 
     if threads < 1:
         raise ValueError(f"Expected threads >= 1. Received: threads={threads}")
@@ -97,12 +113,22 @@ def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None)
     interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
     interpreter.invoke()  # the tuned kernels must also run
     by_node = {report["node"]: report for report in delegate.kernel_tunings(interpreter)}
+    rows = _rows_from_reports(layers, by_node)
+    summary = None
+    if compare_stock:
+        summary = _store_stock_choices(data, layers, rows, threads, input_shape)
+    return converter.write_lr(data, layers), rows, summary
+
+
+def _rows_from_reports(layers, by_node):
+    """One row per LR layer; each delegated layer's choice goes into its record."""
+    from cocopie_keras.converter import kernel_tuning as tuning
 
     rows = []
     for layer in layers:
         report = by_node.get(layer.op_index)
         row = {"op_index": layer.op_index, "source": "not delegated", "tuning": None,
-               "default_us": None, "tuned_us": None}
+               "default_us": None, "tuned_us": None, "stock": None}
         if report is not None:
             row["source"] = report["source"]
             row["default_us"] = report.get("default_us")
@@ -112,7 +138,45 @@ def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None)
                 layer.tuning = tuning.merge(layer.tuning, entry)
                 row["tuning"] = entry.as_dict()
         rows.append(row)
-    return converter.write_lr(data, layers), rows
+    return rows
+
+
+def _store_stock_choices(data, layers, rows, threads, input_shape):
+    """Times each tuned layer against the stock runtime, then the whole model
+    with the most promising sets claimed; records ``stock`` on every layer
+    the delegate should leave. Returns the whole-model summary (or None)."""
+    from cocopie_keras import converter, delegate, stock_comparison
+    from cocopie_keras.converter import kernel_tuning as tuning
+
+    # Every layer, tuned or not (the depthwise kernels have no tunables):
+    # compare_layer says when the delegate would not claim one anyway.
+    tuned = list(zip(layers, rows))
+    # Each layer is timed with the choice just made for it.
+    data = converter.write_lr(data, layers)
+    shapes = {}
+    if input_shape is not None:
+        shapes = stock_comparison.layer_input_shapes(
+            data, [layer.op_index for layer, _ in tuned], input_shape, threads)
+    comparisons = {}
+    for layer, row in tuned:
+        if row["tuning"] and row["tuning"]["kernel"] == "stock":
+            continue  # carried over from an earlier run
+        comparison = stock_comparison.compare_layer(
+            data, layer, threads=threads, input_shape=shapes.get(layer.op_index))
+        if comparison is not None:
+            row["stock"] = comparison.as_dict()
+            comparisons[layer.op_index] = comparison
+    claims, summary = stock_comparison.choose_claims(
+        data, layers, comparisons, threads=threads, input_shape=input_shape)
+    for layer, row in tuned:
+        if row["stock"] is None:
+            continue
+        row["stock"]["claimed"] = layer.op_index in claims
+        if layer.op_index not in claims:
+            entry = tuning.entry_without_params(delegate.simd_target(), "stock", threads)
+            layer.tuning = tuning.merge(layer.tuning, entry)
+            row["tuning"] = entry.as_dict()
+    return summary
 
 
 def run(args):
@@ -125,15 +189,18 @@ def run(args):
 
     shape = _parse_shape(args.input_shape) if args.input_shape else None
     data = _inputs.read_tflite(args.model)
-    tuned, rows = tune_kernels(data, threads=args.threads, cache=args.cache,
-                               retune=args.retune, input_shape=shape)
+    tuned, rows, whole_model = tune_kernels(data, threads=args.threads, cache=args.cache,
+                               retune=args.retune, input_shape=shape,
+                               compare_stock=not args.no_stock)
     output = args.output or args.model
     # Rewriting MODEL in place: a failed write must not lose it.
     atomic_write.write_bytes(output, tuned)
     if args.json:
-        print(json.dumps({"file": output, "threads": args.threads, "layers": rows}, indent=2))
+        print(json.dumps({"file": output, "threads": args.threads, "layers": rows,
+                          "whole_model": whole_model}, indent=2))
         return 0
-    print(f"{'op':>4} {'source':<14} {'built-in us':>12} {'tuned us':>10} {'speedup':>8}  tuning")
+    print(f"{'op':>4} {'source':<14} {'built-in us':>12} {'tuned us':>10} {'speedup':>8} "
+          f"{'vs stock':>9}  tuning")
     for row in rows:
         before, after = row["default_us"], row["tuned_us"]
         if before and after:
@@ -141,8 +208,15 @@ def run(args):
         else:
             times = f"{'':>12} {'':>10} {'':>8}"
         text = tuning.TuningEntry(**row["tuning"]).describe() if row["tuning"] else "-"
-        print(f"{row['op_index']:>4} {row['source']:<14} {times}  {text}")
+        stock = row["stock"]
+        versus = f"{stock['stock_us'] / stock['delegate_us']:>8.2f}x" if stock else f"{'':>9}"
+        print(f"{row['op_index']:>4} {row['source']:<14} {times} {versus}  {text}")
     stored = sum(1 for row in rows if row["tuning"])
+    left = sum(1 for row in rows if row["tuning"] and row["tuning"]["kernel"] == "stock")
+    if whole_model:
+        print(f"whole model: stock {whole_model['stock_ms']:.2f} ms, delegate "
+              f"{whole_model['delegate_ms']:.2f} ms with the layers it runs faster "
+              f"than {whole_model['threshold'] or '-'}x; {left} layer(s) left to stock")
     print(f"wrote {output}: tuning stored for {stored} of {len(rows)} LR layer(s), "
           f"{args.threads} thread(s)")
     return 0

@@ -139,6 +139,7 @@ KernelTuning Resolved(KernelTuning t) {
 
 std::string Describe(const KernelTuning& t) {
   if (t.kernel == KernelKind::kRows) return "rows";
+  if (t.kernel == KernelKind::kStock) return "stock";
   std::ostringstream s;
   s << "block " << t.block.tile_pixels << "x" << t.channel_block << " tiles/task "
     << t.block.tiles_per_task << " chunk " << t.block.chunk_bytes / 1024 << "KiB "
@@ -228,6 +229,12 @@ KernelTuning SearchKernelCandidates(const ConvStep& step, bool block_only,
 
 bool ApplyKernelTuning(const KernelTuning& requested, ConvStep* step, std::string* error) {
   const KernelTuning tuning = Resolved(requested);
+  if (tuning.kernel == KernelKind::kStock) {
+    // Only reachable when the node was claimed anyway (a forced kernel, or
+    // tuning=retune|off): the claim step is where a stock entry counts.
+    *error = "the stock runtime was timed faster; the delegate has no stock kernel";
+    return false;
+  }
   if (tuning.kernel == KernelKind::kRows) {
     step->use_block = false;
     step->blocks = BlockPackedWeights();
@@ -250,14 +257,13 @@ bool ApplyKernelTuning(const KernelTuning& requested, ConvStep* step, std::strin
 
 namespace {
 
-// The LR's entry for this CPU's target, if the layer has a usable one.
-bool TuningFromLr(DelegateState* state, const LayerwiseRepresentation& lr,
-                  const ConvStep& step, KernelTuning* tuning) {
-  const LrLayer* layer = lr.FindByOp(step.node_index);
+// The LR's entry for this CPU's target, if the layer has a well-formed one.
+bool TuningFromLr(DelegateState* state, const LrLayer* layer, int node_index,
+                  TuningRecordEntry* entry) {
   if (layer == nullptr || layer->tuning.empty()) return false;
   std::vector<TuningRecordEntry> entries;
   std::string error;
-  const std::string node = "node " + std::to_string(step.node_index);
+  const std::string node = "node " + std::to_string(node_index);
   if (!DecodeTuningRecord(layer->tuning.data(), layer->tuning.size(), &entries, &error)) {
     state->ReportOnce(node + ": ignoring the LR's kernel tuning record: " + error);
     return false;
@@ -265,7 +271,7 @@ bool TuningFromLr(DelegateState* state, const LayerwiseRepresentation& lr,
   const std::string target = PatternConvSimdTarget();
   for (const TuningRecordEntry& e : entries) {
     if (e.target == target) {
-      *tuning = e.tuning;
+      *entry = e;
       return true;
     }
   }
@@ -277,6 +283,24 @@ void Report(DelegateState* state, const std::vector<std::string>& warnings) {
 }
 
 }  // namespace
+
+bool StockPreferredByLr(DelegateState* state, const LrLayer& layer, int node_index) {
+  const CocopieDelegateOptions& options = state->options();
+  if (options.kernel != kCocopieKernelAuto) return false;
+  if (options.tuning != kCocopieTuningCache && options.tuning != kCocopieTuningOn) return false;
+  TuningRecordEntry entry;
+  if (!TuningFromLr(state, &layer, node_index, &entry) ||
+      entry.tuning.kernel != KernelKind::kStock) {
+    return false;
+  }
+  NodeTuning report;
+  report.node_index = node_index;
+  report.source = "lr";
+  report.tuning = entry.tuning;
+  report.threads = entry.threads;
+  state->node_tunings()[node_index] = report;
+  return true;
+}
 
 void TuneConvStep(DelegateState* state, ConvStep* step, pthreadpool_t pool,
                   const LayerwiseRepresentation* lr) {
@@ -327,11 +351,13 @@ void TuneConvStep(DelegateState* state, ConvStep* step, pthreadpool_t pool,
     return false;
   };
   if (mode != kCocopieTuningRetune) {
-    KernelTuning t;
-    if (TuningFromLr(state, *lr, *step, &t) && usable(t, "LR")) {
-      finish("lr", t);
+    TuningRecordEntry stored;
+    if (TuningFromLr(state, lr->FindByOp(step->node_index), step->node_index, &stored) &&
+        usable(stored.tuning, "LR")) {
+      finish("lr", stored.tuning);
       return;
     }
+    KernelTuning t;
     std::vector<std::string> warnings;
     const bool cached = state->tuning_cache().Lookup(key, &t, &warnings);
     Report(state, warnings);
@@ -391,7 +417,8 @@ const char* KernelTuningsReport(TfLiteDelegate* delegate) {
     s << (first ? "" : ",") << "\n {\"node\": " << n.node_index << ", \"source\": \""
       << n.source << "\", \"signature\": \"" << n.signature << "\", \"target\": \""
       << entry.target << "\", \"threads\": " << n.threads << ", \"kernel\": \""
-      << (t.kernel == KernelKind::kBlock ? "block"
+      << (t.kernel == KernelKind::kBlock   ? "block"
+          : t.kernel == KernelKind::kStock ? "stock"
           : state->options().kernel == kCocopieKernelReference && n.source == "forced"
               ? "reference"
               : "rows")

@@ -17,6 +17,7 @@ namespace cocopie {
 class DelegateState;
 struct ConvStep;
 struct LayerwiseRepresentation;
+struct LrLayer;
 
 // Where a node's kernel choice came from, and what it is.
 struct NodeTuning {
@@ -65,6 +66,14 @@ KernelTuning SearchKernelCandidates(const ConvStep& step, bool block_only,
 // changes, sets the block kernel's params. False (step unchanged) when this
 // CPU cannot run it; *error says why.
 bool ApplyKernelTuning(const KernelTuning& tuning, ConvStep* step, std::string* error);
+
+// True when the LR's tuning record for this CPU's SIMD target says `stock`
+// (`cocopie tune-kernels` timed the stock runtime faster on this layer) and
+// the options let the record decide (kernel=auto, tuning=cache|on): the
+// delegate then does not claim the node. Such a node is recorded in the
+// delegate's state with source "lr" and kernel stock, so that
+// CocopieDelegateKernelTunings reports it.
+bool StockPreferredByLr(DelegateState* state, const LrLayer& layer, int node_index);
 
 // The partition kernel calls this for every step once its geometry is known
 // (every Prepare; a step whose layer signature did not change is left as it

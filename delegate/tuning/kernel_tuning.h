@@ -21,12 +21,14 @@
 // Rules on its entries (1..kMaxTuningEntries of them):
 //   target          Highway target name ("AVX3", "AVX2", "NEON", ...), 1 to
 //                   kTuningTargetBytes - 1 printable ASCII, unique in the record
-//   kernel          rows | block
-//   channel_block   block: 8 | 16 | 32; rows: 0
-//   tile_pixels     block: 1..32; rows: 0
-//   tiles_per_task  block: 1..kMaxTilesPerTask; rows: 0
-//   chunk_kib       block: input-channel chunk in KiB, 0 = one chunk; rows: 0
-//   loop_order      block: blocks outer | pixels outer; rows: blocks
+//   kernel          rows | block | stock (the stock runtime was timed faster
+//                   on this layer: the delegate does not claim it, see
+//                   StockPreferredByLr in graph/kernel_tuning_search.h)
+//   channel_block   block: 8 | 16 | 32; rows, stock: 0
+//   tile_pixels     block: 1..32; rows, stock: 0
+//   tiles_per_task  block: 1..kMaxTilesPerTask; rows, stock: 0
+//   chunk_kib       block: input-channel chunk in KiB, 0 = one chunk; rows, stock: 0
+//   loop_order      block: blocks outer | pixels outer; rows, stock: blocks
 //   threads         threads it was tuned with (0 = unknown); advisory
 // A record that breaks any of these rules is ignored as a whole (one message
 // on stderr), as is an entry this CPU cannot run (e.g. a tile size its
@@ -46,7 +48,7 @@
 
 namespace cocopie {
 
-enum class KernelKind : uint8_t { kRows = 0, kBlock = 1 };
+enum class KernelKind : uint8_t { kRows = 0, kBlock = 1, kStock = 2 };
 
 // One layer's kernel choice.
 struct KernelTuning {
@@ -56,7 +58,7 @@ struct KernelTuning {
 
   bool operator==(const KernelTuning& o) const {
     return kernel == o.kernel &&
-           (kernel == KernelKind::kRows ||
+           (kernel != KernelKind::kBlock ||
             (channel_block == o.channel_block && block == o.block));
   }
 };

@@ -90,7 +90,7 @@ TEST(TuningRecord, EveryRuleIsChecked) {
       {"empty target", [](RawTuningEntry* e) { e->target.clear(); }, "target name of 0"},
       {"target of 16", [](RawTuningEntry* e) { e->target = std::string(16, 'A'); },
        "target name of 16"},
-      {"kernel 2", [](RawTuningEntry* e) { e->kernel = 2; }, "kernel 2"},
+      {"kernel 3", [](RawTuningEntry* e) { e->kernel = 3; }, "kernel 3"},
       {"block 24", [](RawTuningEntry* e) { e->channel_block = 24; }, "channel block 24"},
       {"tile 0", [](RawTuningEntry* e) { e->tile_pixels = 0; }, "tile of 0"},
       {"tile 33", [](RawTuningEntry* e) { e->tile_pixels = 33; }, "tile of 33"},
@@ -106,11 +106,26 @@ TEST(TuningRecord, EveryRuleIsChecked) {
     EXPECT_FALSE(Decodes(PackTuningRecord({bad}), &error)) << c.what;
     EXPECT_NE(error.find(c.message), std::string::npos) << c.what << ": " << error;
   }
+  std::string error0;
   // A rows entry must not carry block fields.
   RawTuningEntry rows = RawOf(RowsEntry("AVX3"));
   ASSERT_TRUE(Decodes(PackTuningRecord({rows})));
   rows.tile_pixels = 4;
   EXPECT_FALSE(Decodes(PackTuningRecord({rows})));
+  // Nor a stock entry, which otherwise round-trips.
+  TuningRecordEntry stock_entry = RowsEntry("AVX2");
+  stock_entry.tuning.kernel = KernelKind::kStock;
+  stock_entry.threads = 2;
+  std::vector<TuningRecordEntry> decoded;
+  const std::vector<uint8_t> stock_bytes = EncodeTuningRecord({stock_entry});
+  ASSERT_TRUE(DecodeTuningRecord(stock_bytes.data(), stock_bytes.size(), &decoded, &error0));
+  ASSERT_EQ(decoded.size(), 1u);
+  EXPECT_TRUE(decoded[0].tuning == stock_entry.tuning);
+  EXPECT_EQ(decoded[0].threads, 2);
+  RawTuningEntry stock = RawOf(stock_entry);
+  stock.chunk_kib = 1;
+  EXPECT_FALSE(Decodes(PackTuningRecord({stock}), &error0));
+  EXPECT_NE(error0.find("a stock entry has block-kernel fields"), std::string::npos) << error0;
   // No entries, too many, a repeated target.
   std::string error;
   EXPECT_FALSE(Decodes(PackTuningRecord({}), &error));

@@ -20,7 +20,7 @@ constexpr int kMaxTilePixels = 32;
 // Checks one decoded entry against the record's rules.
 std::string CheckEntry(const TuningRecordEntry& e, int chunk_kib) {
   const KernelTuning& t = e.tuning;
-  if (t.kernel == KernelKind::kRows) return "";
+  if (t.kernel != KernelKind::kBlock) return "";
   if (!IsValidBlock(t.channel_block)) {
     return "channel block " + std::to_string(t.channel_block) + " is not 8, 16 or 32";
   }
@@ -77,8 +77,8 @@ std::vector<uint8_t> EncodeTuningRecord(const std::vector<TuningRecordEntry>& en
     RawTuningEntry r;
     r.target = e.target.substr(0, kTuningTargetBytes - 1);
     const KernelTuning& t = e.tuning;
+    r.kernel = static_cast<uint8_t>(t.kernel);
     if (t.kernel == KernelKind::kBlock) {
-      r.kernel = static_cast<uint8_t>(KernelKind::kBlock);
       r.channel_block = static_cast<uint8_t>(t.channel_block);
       r.tile_pixels = static_cast<uint8_t>(t.block.tile_pixels);
       r.tiles_per_task = static_cast<uint8_t>(t.block.tiles_per_task);
@@ -134,12 +134,15 @@ bool CheckTuningRecord(const std::vector<RawTuningEntry>& raw,
     TuningRecordEntry e;
     e.target = r.target;
     e.threads = r.threads;
-    if (r.kernel == static_cast<uint8_t>(KernelKind::kRows)) {
+    if (r.kernel == static_cast<uint8_t>(KernelKind::kRows) ||
+        r.kernel == static_cast<uint8_t>(KernelKind::kStock)) {
+      const bool rows = r.kernel == static_cast<uint8_t>(KernelKind::kRows);
       if (r.channel_block != 0 || r.tile_pixels != 0 || r.tiles_per_task != 0 ||
           r.chunk_kib != 0 || r.loop_order != 0) {
-        return fail(where + "a rows-kernel entry has block-kernel fields");
+        return fail(where + (rows ? "a rows-kernel" : "a stock") +
+                    " entry has block-kernel fields");
       }
-      e.tuning.kernel = KernelKind::kRows;
+      e.tuning.kernel = rows ? KernelKind::kRows : KernelKind::kStock;
     } else if (r.kernel == static_cast<uint8_t>(KernelKind::kBlock)) {
       e.tuning.kernel = KernelKind::kBlock;
       e.tuning.channel_block = r.channel_block;
