@@ -3,7 +3,8 @@
 //
 //   make bench-kernels
 //   out/pattern_conv_bench [--threads N] [--removed 0.72] [--pool 8] [--group 1]
-//                          [--repeats 20] [--layer SIZE,IN,OUT,STRIDE ...]
+//                          [--repeats 20] [--rows-chunk-bytes 16384]
+//                          [--layer SIZE,IN,OUT,STRIDE ...]
 //
 // Weights are free per-kernel 4-of-9 patterns from a pool (`--pool`), a
 // fraction `--removed` of kernels removed; `--group N` gives N consecutive
@@ -118,6 +119,7 @@ std::vector<uint32_t> PatternPool(int size, std::mt19937* rng) {
 
 struct Options {
   int threads = 2, pool = 8, group = 1, repeats = 20;
+  int rows_chunk_bytes = PatternConvScratch().chunk_bytes;
   double removed = 0.72;
   std::vector<Layer> layers;  // --layer SIZE,IN,OUT,STRIDE (repeatable)
 };
@@ -173,6 +175,7 @@ void RunLayer(const Layer& l, const Options& o, pthreadpool_t pool, double peak)
   const double kept_flops = 2.0 * packed.kept_kernels() * 4 * g.out_h * g.out_w;
 
   PatternConvScratch rows_scratch;
+  rows_scratch.chunk_bytes = o.rows_chunk_bytes;
   const double rows_ms = BestMs(o.repeats, [&] {
     PatternConvSimd(g, packed, input.data(), output.data(), &rows_scratch, pool);
   });
@@ -199,6 +202,7 @@ int Main(int argc, char** argv) {
     else if (flag == "--pool") o.pool = std::atoi(value);
     else if (flag == "--group") o.group = std::atoi(value);
     else if (flag == "--repeats") o.repeats = std::atoi(value);
+    else if (flag == "--rows-chunk-bytes") o.rows_chunk_bytes = std::atoi(value);
     else if (flag == "--layer") {
       Layer l{"custom", 0, 0, 0, 0};
       if (std::sscanf(value, "%d,%d,%d,%d", &l.size, &l.in_c, &l.out_c, &l.stride) != 4 ||
@@ -216,16 +220,17 @@ int Main(int argc, char** argv) {
     }
   }
   if (o.threads < 1 || o.threads > 64 || o.pool < 1 || o.pool > 16 || o.group < 1 ||
-      o.repeats < 1 || !(o.removed >= 0.0 && o.removed < 1.0)) {
+      o.repeats < 1 || !(o.removed >= 0.0 && o.removed < 1.0) || o.rows_chunk_bytes < 0) {
     std::fprintf(stderr, "expected 1 <= threads <= 64, 1 <= pool <= 16, group >= 1, "
-                         "repeats >= 1 and 0 <= removed < 1\n");
+                         "repeats >= 1, 0 <= removed < 1 and rows-chunk-bytes >= 0\n");
     return 2;
   }
   pthreadpool_t pool = pthreadpool_create(o.threads);
   const double peak = MeasurePeak(pool, o.threads);
-  std::printf("target %s, %d threads, FMA peak %.1f GFLOP/s; pool %d, removed %.2f, group %d; "
-              "GFLOP/s on kept MACs, %% of peak, block taps run per kept tap\n",
-              PatternConvSimdTarget(), o.threads, peak, o.pool, o.removed, o.group);
+  std::printf("target %s, %d threads, FMA peak %.1f GFLOP/s; pool %d, removed %.2f, group %d, "
+              "rows chunk %d B; GFLOP/s on kept MACs, %% of peak, block taps run per kept tap\n",
+              PatternConvSimdTarget(), o.threads, peak, o.pool, o.removed, o.group,
+              o.rows_chunk_bytes);
   if (o.layers.empty()) o.layers.assign(std::begin(kLayers), std::end(kLayers));
   for (const Layer& l : o.layers) RunLayer(l, o, pool, peak);
   pthreadpool_destroy(pool);

@@ -98,9 +98,15 @@ void PatternConvReference(const ConvGeometry& g, const PackedPatternWeights& w,
 // contiguous row load; `scratch` is reused between calls. `pool` may be null
 // (single thread).
 struct PatternConvScratch {
+  // L1 budget of one input-channel chunk's input for one tile (its filters
+  // all read the chunk before the next one is loaded); 0 runs all input
+  // channels in one chunk.
+  int chunk_bytes = 32 * 1024;
   std::vector<float> input_phases;
   std::vector<float> output_chw;
   std::vector<int64_t> tap_offsets;
+  std::vector<int32_t> chunk_kernels;   // per filter, its first kernel of each chunk
+  std::vector<int64_t> zeroed_layout;   // the copy layout whose border is zero
 };
 //
 // `release_workers`: let the pool's threads sleep when the call returns

@@ -19,12 +19,18 @@
 // costs one load per FMA plus one broadcast per tap. The tile shape is picked
 // per layer from the output size (ChooseTile).
 //
-// A task is one output channel on one row tile (R rows, every column tile),
-// filters handed out heaviest first (PackedPatternWeights::filter_order) so
-// that the pool's threads end together. The filter's taps (a few KiB) stay in
-// L1 across its column tiles, and the input rows its kept kernels read stay
-// in L2 from one row tile to the next. Outputs are produced channel-major and
-// transposed back to NHWC.
+// A task is a group of output channels on one row tile (R rows, every column
+// tile), filters handed out heaviest first (PackedPatternWeights::filter_order)
+// so that the pool's threads end together. Input channels are taken a chunk
+// at a time (PatternConvScratch::chunk_bytes): the chunk's input rows for the
+// row tile stay in L1 while every filter of the group reads them, so the one
+// load per FMA hits L1 instead of streaming the whole input from L2 once per
+// filter; each filter's accumulators go through its output tile between
+// chunks, a load and a store per accumulator per chunk. Outputs are produced
+// channel-major and transposed back to NHWC.
+//
+// The zero border of the padded copy is written once per geometry; later
+// images overwrite only the interior (FillPhases, in parallel by rows).
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "delegate/kernels/pattern_conv_simd.cc"
@@ -56,6 +62,11 @@ struct SimdTask {
   const PackedPatternWeights* w;
   const float* phases;
   const int64_t* tap_offsets;  // per kept kernel and entry
+  // Kernel index where filter co's chunk k starts: chunk_kernels[co * (chunks
+  // + 1) + k]; a filter's kernels are in input-channel order.
+  const int32_t* chunk_kernels;
+  int chunks;
+  int group;             // filters (in filter_order) per task
   int64_t row_step;      // input floats between consecutive output rows
   int tile_rows;         // R
   size_t tile_columns;   // V * lanes
@@ -78,8 +89,13 @@ namespace hn = hwy::HWY_NAMESPACE;
 // to the fused activation. The accumulators are named variables, row i in
 // a_i, b_i, c_i, e_i, not an array: scalable vectors (SVE) cannot live in
 // arrays. Those beyond R x V are dead code.
+//
+// Runs taps [tap_begin, tap_end): the filter's kernels in one input-channel
+// chunk. The first chunk starts from the bias, later ones from what `out`
+// holds; only the last clamps to the activation.
 template <int R, int V>
-HWY_INLINE void ConvTile(const SimdTask& t, size_t co, const float* in, float* out) {
+HWY_INLINE void ConvTile(const SimdTask& t, size_t co, const float* in, float* out,
+                         int tap_begin, int tap_end, bool first, bool last) {
   static_assert(R >= 1 && R <= 8 && V >= 1 && V <= 4, "tile shape");
   const PackedPatternWeights& w = *t.w;
   const hn::ScalableTag<float> d;
@@ -109,11 +125,16 @@ HWY_INLINE void ConvTile(const SimdTask& t, size_t co, const float* in, float* o
     if constexpr (V > 2) op(c, 2);
     if constexpr (V > 3) op(e, 3);
   };
+  if (!first) {
+    each_row([&](auto& a, auto& b, auto& c, auto& e, int i) {
+      const float* row = out + i * os;
+      each_vector([&](auto& acc, int v) { acc = hn::LoadU(d, row + v * lanes); }, a, b, c, e);
+    });
+  }
 
   const float* weights = w.weights.data();
   const int64_t* taps = t.tap_offsets;
-  const int tap_end = w.kernel_begin[co + 1] * w.entries;
-  for (int tap = w.kernel_begin[co] * w.entries; tap < tap_end; ++tap) {
+  for (int tap = tap_begin; tap < tap_end; ++tap) {
     const auto wv = hn::Set(d, weights[tap]);
     const float* src = in + taps[tap];
     each_row([&](auto& a, auto& b, auto& c, auto& e, int i) {
@@ -124,6 +145,13 @@ HWY_INLINE void ConvTile(const SimdTask& t, size_t co, const float* in, float* o
     });
   }
 
+  if (!last) {  // partial sums, unclamped (a clamp would also turn NaN into a bound)
+    each_row([&](auto& a, auto& b, auto& c, auto& e, int i) {
+      float* row = out + i * os;
+      each_vector([&](auto& acc, int v) { hn::StoreU(acc, d, row + v * lanes); }, a, b, c, e);
+    });
+    return;
+  }
   const auto lo = hn::Set(d, t.g->act_min);
   const auto hi = hn::Set(d, t.g->act_max);
   each_row([&](auto& a, auto& b, auto& c, auto& e, int i) {
@@ -134,15 +162,28 @@ HWY_INLINE void ConvTile(const SimdTask& t, size_t co, const float* in, float* o
   });
 }
 
-// One task: filter `f` (a position in w.filter_order) on row tile `row_tile`.
+// One task: filters [group * t.group, ...) of w.filter_order on row tile
+// `row_tile`, one column tile at a time, input-channel chunk by chunk.
 template <int R, int V>
-void RunTile(void* context, size_t f, size_t row_tile) {
+void RunTile(void* context, size_t group, size_t row_tile) {
   const auto& t = *static_cast<const SimdTask*>(context);
-  const size_t co = static_cast<size_t>(t.w->filter_order[f]);
+  const PackedPatternWeights& w = *t.w;
   const float* in = t.phases + static_cast<int64_t>(row_tile) * R * t.row_step;
-  float* out = t.out_chw + co * t.out_plane + row_tile * R * t.out_stride;
+  const size_t f_begin = group * t.group;
+  const size_t f_end = std::min<size_t>(f_begin + t.group, w.filter_order.size());
+  const size_t row_offset = row_tile * R * t.out_stride;
   for (size_t column = 0; column < t.out_stride; column += t.tile_columns) {
-    ConvTile<R, V>(t, co, in + column, out + column);
+    for (int k = 0; k < t.chunks; ++k) {
+      const bool first = k == 0, last = k == t.chunks - 1;
+      for (size_t f = f_begin; f < f_end; ++f) {
+        const size_t co = static_cast<size_t>(w.filter_order[f]);
+        const int32_t* bounds = t.chunk_kernels + co * (t.chunks + 1) + k;
+        const int tap_begin = bounds[0] * w.entries, tap_end = bounds[1] * w.entries;
+        if (!first && !last && tap_begin == tap_end) continue;
+        ConvTile<R, V>(t, co, in + column, t.out_chw + co * t.out_plane + row_offset + column,
+                       tap_begin, tap_end, first, last);
+      }
+    }
   }
 }
 
@@ -227,23 +268,84 @@ TileShape ChooseTile(int out_h, int out_w, size_t lanes) {
   return best;
 }
 
-// Copies one NHWC image into the padded phase-split layout (see top).
-void FillPhases(const ConvGeometry& g, const float* image, int plane_h,
-                int phase_w, size_t plane, float* phases) {
-  const int sw = g.stride_w;
-  for (int ih = 0; ih < g.in_h; ++ih) {
-    const int r = ih + g.pad_top;
-    if (r >= plane_h) break;
-    for (int iw = 0; iw < g.in_w; ++iw) {
-      const int x = iw + g.pad_left;
-      const int phase = x % sw, column = x / sw;
-      if (column >= phase_w) break;
-      const float* src = image + (static_cast<size_t>(ih) * g.in_w + iw) * g.in_c;
-      float* dst = phases + static_cast<size_t>(phase) * g.in_c * plane +
-                   static_cast<size_t>(r) * phase_w + column;
-      for (int ci = 0; ci < g.in_c; ++ci) dst[ci * plane] = src[ci];
+// Copies input row `ih` of one NHWC image into the padded phase-split layout
+// (see top); the border around the image is left as it is (zero).
+struct FillTask {
+  const ConvGeometry* g;
+  const float* image;
+  int plane_h, phase_w;
+  size_t plane;
+  float* phases;
+};
+
+void FillPhaseRow(void* context, size_t ih) {
+  const auto& t = *static_cast<const FillTask*>(context);
+  const ConvGeometry& g = *t.g;
+  const int r = static_cast<int>(ih) + g.pad_top;
+  if (r >= t.plane_h) return;
+  for (int iw = 0; iw < g.in_w; ++iw) {
+    const int x = iw + g.pad_left;
+    const int phase = x % g.stride_w, column = x / g.stride_w;
+    if (column >= t.phase_w) break;
+    const float* src = t.image + (ih * g.in_w + iw) * static_cast<size_t>(g.in_c);
+    float* dst = t.phases + static_cast<size_t>(phase) * g.in_c * t.plane +
+                 static_cast<size_t>(r) * t.phase_w + column;
+    for (int ci = 0; ci < g.in_c; ++ci) dst[ci * t.plane] = src[ci];
+  }
+}
+
+// Filters per task at most: a task's filters share the input chunk in L1.
+constexpr size_t kMaxTaskFilters = 16;
+
+// Splits the input channels into chunks whose input for one tile fits
+// scratch->chunk_bytes, and fills scratch->chunk_kernels (see SimdTask).
+// Returns the number of chunks.
+int PlanChunks(const ConvGeometry& g, const PackedPatternWeights& w, const TileShape& tile,
+               size_t tile_columns, PatternConvScratch* scratch) {
+  const int64_t rows_in = static_cast<int64_t>(tile.rows - 1) * g.stride_h +
+                          static_cast<int64_t>(g.kernel_h - 1) * g.dilation_h + 1;
+  const int64_t columns_in = static_cast<int64_t>(tile_columns) * g.stride_w +
+                             static_cast<int64_t>(g.kernel_w - 1) * g.dilation_w + 1;
+  const int64_t channel_bytes = rows_in * columns_in * static_cast<int64_t>(sizeof(float));
+  // Chunks need each filter's kernels in input-channel order, as
+  // PackPatternWeights makes them; weights packed otherwise run in one chunk.
+  bool sorted = true;
+  for (int co = 0; co < w.out_c && sorted; ++co) {
+    for (int32_t k = w.kernel_begin[co] + 1; k < w.kernel_begin[co + 1]; ++k) {
+      if (w.in_channel[k - 1] > w.in_channel[k]) sorted = false;
     }
   }
+  int64_t chunk_channels = g.in_c;
+  if (scratch->chunk_bytes > 0 && sorted) {
+    chunk_channels = std::max<int64_t>(1, scratch->chunk_bytes / channel_bytes);
+  }
+  const int chunks = static_cast<int>((g.in_c + chunk_channels - 1) / chunk_channels);
+  std::vector<int32_t>& bounds = scratch->chunk_kernels;
+  bounds.resize(static_cast<size_t>(w.out_c) * (chunks + 1));
+  for (int co = 0; co < w.out_c; ++co) {
+    int32_t k = w.kernel_begin[co];
+    int32_t* row = bounds.data() + static_cast<size_t>(co) * (chunks + 1);
+    for (int chunk = 0; chunk < chunks; ++chunk) {
+      row[chunk] = k;
+      const int64_t end_channel = (chunk + 1) * chunk_channels;
+      while (k < w.kernel_begin[co + 1] && w.in_channel[k] < end_channel) ++k;
+    }
+    row[chunks] = k;
+    assert(k == w.kernel_begin[co + 1]);
+  }
+  return chunks;
+}
+
+// Sizes the padded input copy and zeroes it when its layout changed: the
+// images that follow overwrite the same interior, so the border stays zero.
+void PrepareInputCopy(const ConvGeometry& g, int plane_h, int phase_w, size_t plane,
+                      size_t phase_floats, PatternConvScratch* scratch) {
+  const std::vector<int64_t> layout = {g.in_h,    g.in_w,   g.in_c,  g.pad_top,
+                                       g.pad_left, g.stride_w, plane_h, phase_w,
+                                       static_cast<int64_t>(plane)};
+  if (scratch->zeroed_layout == layout && scratch->input_phases.size() == phase_floats) return;
+  scratch->input_phases.assign(phase_floats, 0.0f);
+  scratch->zeroed_layout = layout;
 }
 
 // out_nhwc[pixel][co] = out_chw[co][row][column] over the valid region.
@@ -324,8 +426,14 @@ void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
 
   const size_t tile_columns = tile.vectors * lanes;
   const size_t row_tiles = out_rows / tile.rows;
+  const int chunks = PlanChunks(g, w, tile, tile_columns, scratch);
+  const size_t threads = pool != nullptr ? pthreadpool_get_threads_count(pool) : 1;
+  // Enough tasks that the threads end together (8 per thread), as few
+  // filters per task as that takes below kMaxTaskFilters.
+  const size_t group = std::max<size_t>(
+      1, std::min<size_t>(kMaxTaskFilters, g.out_c * row_tiles / (8 * threads)));
 
-  scratch->input_phases.resize(phase_floats);
+  PrepareInputCopy(g, plane_h, phase_w, plane, phase_floats, scratch);
   const size_t out_plane = PlaneStride(out_rows * out_cols);
   scratch->output_chw.resize(out_plane * g.out_c);
   SimdTask task;
@@ -339,13 +447,16 @@ void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
   task.out_stride = out_cols;
   task.out_plane = out_plane;
   task.out_chw = scratch->output_chw.data();
+  task.chunk_kernels = scratch->chunk_kernels.data();
+  task.chunks = chunks;
+  task.group = static_cast<int>(group);
   const auto run = HWY_DYNAMIC_DISPATCH(GetTileFn)(tile.rows, tile.vectors);
 
   for (int n = 0; n < g.batch; ++n) {
     const float* image = input + static_cast<size_t>(n) * g.in_h * g.in_w * g.in_c;
-    std::fill(scratch->input_phases.begin(), scratch->input_phases.end(), 0.0f);
-    FillPhases(g, image, plane_h, phase_w, plane, scratch->input_phases.data());
-    pthreadpool_parallelize_2d(pool, run, &task, g.out_c, row_tiles, 0);
+    FillTask fill{&g, image, plane_h, phase_w, plane, scratch->input_phases.data()};
+    pthreadpool_parallelize_1d(pool, FillPhaseRow, &fill, g.in_h, 0);
+    pthreadpool_parallelize_2d(pool, run, &task, (g.out_c + group - 1) / group, row_tiles, 0);
     const bool last_call = release_workers && n == g.batch - 1;
     TransposeTask transpose{&g, scratch->output_chw.data(), out_cols, out_plane,
                             output + static_cast<size_t>(n) * g.out_h * g.out_w * g.out_c};

@@ -98,6 +98,17 @@ class PatternConvTester {
         ASSERT_TRUE(PatternConvBlock(g, blocks, input.data(), output.data(), &block_scratch, pool));
         ExpectNear(expected, output, std::string("block ") + hwy::TargetName(target));
       }
+      // All input channels in one chunk, and one channel per chunk (partial
+      // sums through the output tile between every pair of channels).
+      for (int chunk_bytes : {0, 1}) {
+        PatternConvScratch chunked;
+        chunked.chunk_bytes = chunk_bytes;
+        std::fill(output.begin(), output.end(), NAN);
+        PatternConvSimd(g, packed, input.data(), output.data(), &chunked, pool);
+        ExpectNear(expected, output, std::string("rows, chunk_bytes ") +
+                                         std::to_string(chunk_bytes) + " " +
+                                         hwy::TargetName(target));
+      }
       TestBlockVariants(g, packed, input, expected, pool, &rng, &block_scratch,
                         hwy::TargetName(target), all_variants_);
     }
