@@ -187,6 +187,29 @@ def test_admm_update_keeps_the_dual_when_rho_changes():
         wrapper.admm_update(0.0)
 
 
+def test_hard_prune_after_admm_keeps_the_support_of_z():
+    model = keras.Sequential([keras.Input((5, 5, 4)),
+                              keras.layers.Conv2D(6, 3, use_bias=False, name="conv")])
+    wrapped = sparsity.prune_wrap(model, sparsity.PatternPruningConfig(connectivity_rate=0.5))
+    wrapper = sparsity.pruning_wrappers(wrapped)[0]
+    rng = np.random.default_rng(1)
+    wrapper.admm_update(0.5)
+    z = keras.ops.convert_to_numpy(wrapper.admm_z)
+    z_projection = wrapper.project(z)
+    # W then moves on (as training does between updates) to weights whose own
+    # projection disagrees with Z's on many kernels.
+    moved = rng.normal(size=wrapper.kernel.shape).astype("float32")
+    wrapper.kernel.assign(moved)
+    assert np.mean(wrapper.project(moved).pattern_ids != z_projection.pattern_ids) > 0.3
+    projection = wrapper.hard_prune()
+    np.testing.assert_array_equal(projection.pattern_ids, z_projection.pattern_ids)
+    mask = keras.ops.convert_to_numpy(wrapper.pattern_mask).astype(bool)
+    np.testing.assert_array_equal(mask, z_projection.mask)
+    # W keeps its own values on Z's support.
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(wrapper.kernel), moved * mask)
+    assert not np.any((z != 0) & ~mask)  # Z itself lies inside that support
+
+
 def _state(model):
     return {w.layer.name: {name: keras.ops.convert_to_numpy(getattr(w, name)).copy()
                            for name in ("admm_z", "admm_u", "pattern_mask", "pattern_ids",

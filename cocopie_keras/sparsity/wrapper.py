@@ -232,8 +232,17 @@ class PatternPruneWrapper(keras.layers.Wrapper):
         }
 
     def hard_prune(self):
-        """Imposes the projection of the current weights: mask, ids, ``W·mask``; ρ ← 0."""
-        projection = self.project(keras.ops.convert_to_numpy(self.kernel))
+        """Fixes the mask, ids and ``W·mask``; ρ ← 0.
+
+        After ADMM the mask is the support of ``Z``, the point of the
+        constraint set ADMM chose (its last ``Π(W + U)``), as the method
+        prescribes; re-projecting ``W`` instead gave 8–23 % of the kernels
+        another pattern than ADMM had settled on. Without any ADMM update the
+        current weights are projected.
+        """
+        admm_ran = int(keras.ops.convert_to_numpy(self.admm_updates)) > 0
+        source = self.admm_z if admm_ran else self.kernel
+        projection = self.project(keras.ops.convert_to_numpy(source))
         self.pattern_mask.assign(projection.mask.astype(self.pattern_mask.dtype))
         self.pattern_ids.assign(projection.pattern_ids)
         self.admm_rho.assign(0.0)
