@@ -161,13 +161,18 @@ def test_admm_reduces_the_residual_monotonically_on_a_toy_problem():
     assert [schedule(k) for k in range(4)] == pytest.approx([0.5, 0.75, 1.0, 1.0])
 
 
+def one_conv_wrapper(in_channels, filters):
+    """The pruning wrapper of a one-conv model, half of its kernels to remove."""
+    model = keras.Sequential([keras.Input((5, 5, in_channels)),
+                              keras.layers.Conv2D(filters, 3, use_bias=False, name="conv")])
+    wrapped = sparsity.prune_wrap(model, sparsity.PatternPruningConfig(connectivity_rate=0.5))
+    return sparsity.pruning_wrappers(wrapped)[0]
+
+
 def test_admm_update_keeps_the_dual_when_rho_changes():
     # U is the scaled dual (lambda = rho * U): raising rho must shrink U so that
     # rho * U is what the plain dual ascent step gives.
-    model = keras.Sequential([keras.Input((5, 5, 2)),
-                              keras.layers.Conv2D(3, 3, use_bias=False, name="conv")])
-    wrapped = sparsity.prune_wrap(model, sparsity.PatternPruningConfig(connectivity_rate=0.5))
-    wrapper = sparsity.pruning_wrappers(wrapped)[0]
+    wrapper = one_conv_wrapper(2, 3)
     rng = np.random.default_rng(0)
     wrapper.admm_update(0.2)  # Z = P(W), U = 0
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(wrapper.admm_u), 0.0)
@@ -188,10 +193,7 @@ def test_admm_update_keeps_the_dual_when_rho_changes():
 
 
 def test_hard_prune_after_admm_keeps_the_support_of_z():
-    model = keras.Sequential([keras.Input((5, 5, 4)),
-                              keras.layers.Conv2D(6, 3, use_bias=False, name="conv")])
-    wrapped = sparsity.prune_wrap(model, sparsity.PatternPruningConfig(connectivity_rate=0.5))
-    wrapper = sparsity.pruning_wrappers(wrapped)[0]
+    wrapper = one_conv_wrapper(4, 6)
     rng = np.random.default_rng(1)
     wrapper.admm_update(0.5)
     z = keras.ops.convert_to_numpy(wrapper.admm_z)
