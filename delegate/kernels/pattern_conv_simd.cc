@@ -294,6 +294,26 @@ void FillPhaseRow(void* context, size_t ih) {
   }
 }
 
+// Offset of every kept tap in the padded copy, relative to the input of
+// output row 0, column 0.
+void FillTapOffsets(const ConvGeometry& g, const PackedPatternWeights& w, size_t plane,
+                    int phase_w, std::vector<int64_t>* taps) {
+  taps->resize(w.weights.size());
+  std::vector<std::vector<int>> cells_of;
+  for (uint32_t mask : w.pattern_masks) cells_of.push_back(MaskCells(mask));
+  for (int64_t k = 0; k < w.kept_kernels(); ++k) {
+    const std::vector<int>& cells = cells_of[w.pattern[k]];
+    for (int e = 0; e < w.entries; ++e) {
+      const int r = cells[e] / w.kernel_w, c = cells[e] % w.kernel_w;
+      const int x = c * g.dilation_w;
+      const int phase = x % g.stride_w, q = x / g.stride_w;
+      (*taps)[k * w.entries + e] =
+          (static_cast<int64_t>(phase) * g.in_c + w.in_channel[k]) * plane +
+          static_cast<int64_t>(r) * g.dilation_h * phase_w + q;
+    }
+  }
+}
+
 // Filters per task at most: a task's filters share the input chunk in L1.
 constexpr size_t kMaxTaskFilters = 16;
 
@@ -407,23 +427,8 @@ void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
   const size_t plane = PlaneStride(static_cast<size_t>(plane_h) * phase_w);
   const size_t phase_floats = static_cast<size_t>(g.stride_w) * g.in_c * plane;
 
-  // Offset of every tap relative to the start of output row 0, column 0.
-  std::vector<int64_t>& taps = scratch->tap_offsets;
-  taps.resize(w.weights.size());
-  std::vector<std::vector<int>> cells_of;
-  for (uint32_t mask : w.pattern_masks) cells_of.push_back(MaskCells(mask));
-  for (int64_t k = 0; k < w.kept_kernels(); ++k) {
-    const std::vector<int>& cells = cells_of[w.pattern[k]];
-    for (int e = 0; e < w.entries; ++e) {
-      const int r = cells[e] / w.kernel_w, c = cells[e] % w.kernel_w;
-      const int x = c * g.dilation_w;
-      const int phase = x % g.stride_w, q = x / g.stride_w;
-      taps[k * w.entries + e] =
-          (static_cast<int64_t>(phase) * g.in_c + w.in_channel[k]) * plane +
-          static_cast<int64_t>(r) * g.dilation_h * phase_w + q;
-    }
-  }
-
+  FillTapOffsets(g, w, plane, phase_w, &scratch->tap_offsets);
+  const std::vector<int64_t>& taps = scratch->tap_offsets;
   const size_t tile_columns = tile.vectors * lanes;
   const size_t row_tiles = out_rows / tile.rows;
   const int chunks = PlanChunks(g, w, tile, tile_columns, scratch);
