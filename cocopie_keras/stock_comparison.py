@@ -90,20 +90,26 @@ def compare_layer(data, layer, *, threads=1, input_shape=None, rounds=7, invokes
         return None
     stock = delegate.make_interpreter(sliced, use_delegate=False, num_threads=threads,
                                       input_shape=shape)
-    rng = np.random.default_rng(0)
-    for interpreter in (ours, stock):
-        detail = interpreter.get_input_details()[0]
-        # Unit-scale inputs: denormals would slow both runtimes alike and
-        # hide the difference being measured.
-        x = rng.standard_normal(detail["shape"]).astype(detail["dtype"])
-        interpreter.set_tensor(detail["index"], x)
-        _invoke_us(interpreter, 2)
-    samples = {"ours": [], "stock": []}
+    ours_us, stock_us = _alternating_us([ours, stock], rounds, invokes)
+    return LayerComparison(layer.op_index, ours_us, stock_us)
+
+
+def _alternating_us(interpreters, rounds, invokes):
+    """Median microseconds per invoke of each interpreter (same input 0 shape),
+    timed in alternating rounds of ``invokes`` runs, so that a busy moment of
+    the machine falls on all of them alike."""
+    detail = interpreters[0].get_input_details()[0]
+    # Unit-scale inputs: denormals would slow every runtime alike and hide
+    # the difference being measured.
+    x = np.random.default_rng(0).standard_normal(detail["shape"]).astype(detail["dtype"])
+    for interpreter in interpreters:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        _invoke_us(interpreter, 1)
+    samples = [[] for _ in interpreters]
     for _ in range(rounds):
-        samples["ours"].append(_invoke_us(ours, invokes))
-        samples["stock"].append(_invoke_us(stock, invokes))
-    return LayerComparison(layer.op_index, float(np.median(samples["ours"])),
-                           float(np.median(samples["stock"])))
+        for interpreter, times in zip(interpreters, samples):
+            times.append(_invoke_us(interpreter, invokes))
+    return [float(np.median(times)) for times in samples]
 
 
 def layer_input_shapes(data, op_indices, input_shape, threads=1):
@@ -146,16 +152,7 @@ def _whole_model_ms(files, threads, input_shape, rounds=5, invokes=3):
         interpreters.append(delegate.make_interpreter(
             data, use_delegate=use_delegate, num_threads=threads, input_shape=input_shape,
             **options))
-    detail = interpreters[0].get_input_details()[0]
-    x = np.random.default_rng(0).standard_normal(detail["shape"]).astype(detail["dtype"])
-    for interpreter in interpreters:
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-        _invoke_us(interpreter, 1)
-    samples = [[] for _ in interpreters]
-    for _ in range(rounds):
-        for interpreter, times in zip(interpreters, samples):
-            times.append(_invoke_us(interpreter, invokes) / 1e3)
-    return [float(np.median(times)) for times in samples]
+    return [us / 1e3 for us in _alternating_us(interpreters, rounds, invokes)]
 
 
 def choose_claims(data, layers, comparisons, *, threads=1, input_shape=None):
