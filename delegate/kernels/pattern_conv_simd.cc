@@ -17,7 +17,9 @@
 // weight is broadcast once and feeds R * V independent FMAs, enough chains to
 // hide the FMA latency; each input vector a tap loads is used once, so a tile
 // costs one load per FMA plus one broadcast per tap. The tile shape is picked
-// per layer from the output size (ChooseTile).
+// per layer from the output size; at stride 1, small maps run flattened, the
+// padded rows end to end as one long row, so that an 8x8 map fills 5 vectors
+// instead of 8 half-empty ones (PlanRowsLayout).
 //
 // A task is a group of output channels on one row tile (R rows, every column
 // tile), filters handed out heaviest first (PackedPatternWeights::filter_order)
@@ -245,12 +247,25 @@ struct TileShape {
   int rows = 1, vectors = 1;
 };
 
+// Relative time of one tap over `padded` output vectors run R * V at a time.
+// A tap issues one (mostly unaligned) load per FMA, and loads, not FMAs,
+// bound it: on an AVX-512 EPYC, FMAs with a memory operand ran at a quarter
+// of the register-only FMA rate. Below about three accumulators the FMA
+// latency shows as well (measured with out/pattern_conv_bench: 4x4 and 8x8
+// maps ran fastest in flattened tiles of 2 and 5 vectors; the 10 chains
+// assumed before kept them in row tiles a third to a half slower).
+constexpr double kLatencyChains = 3.0;
+
+double TileCost(double padded, int rows, int vectors) {
+  return padded / std::min(1.0, rows * vectors / kLatencyChains);
+}
+
 // Picks R and V for an output of out_h x out_w: the fewest padded pixels
 // weighted by how well R * V independent FMA chains hide the FMA latency
-// (about ten chains keep two FMA pipes busy). Ties go to the wider tile: its
-// taps read fewer cache lines per FMA (3 rows x 4 vectors beat 5 x 2 by a
-// fifth on a 28x28 output, out/pattern_conv_bench).
-TileShape ChooseTile(int out_h, int out_w, size_t lanes) {
+// (TileCost). Ties go to the wider tile: its taps read fewer cache lines per
+// FMA (3 rows x 4 vectors beat 5 x 2 by a fifth on a 28x28 output,
+// out/pattern_conv_bench), then to more rows.
+TileShape ChooseTile(int out_h, int out_w, size_t lanes, double* cost) {
   const size_t row_vectors = RoundUp(out_w, lanes) / lanes;
   TileShape best;
   double best_cost = 0.0;
@@ -258,14 +273,111 @@ TileShape ChooseTile(int out_h, int out_w, size_t lanes) {
     for (int rows = 1; rows <= kMaxTileRows[vectors - 1]; ++rows) {
       const double padded = static_cast<double>(RoundUp(out_h, rows)) *
                             RoundUp(row_vectors, vectors);
-      const double cost = padded / std::min(1.0, rows * vectors / 10.0);
-      if (best_cost == 0.0 || cost <= best_cost) {
-        best_cost = cost;
+      const double tile_cost = TileCost(padded, rows, vectors);
+      if (best_cost == 0.0 || tile_cost <= best_cost) {
+        best_cost = tile_cost;
         best = {rows, vectors};
       }
     }
   }
+  *cost = best_cost;
   return best;
+}
+
+// The same for the flattened output (RowsLayout::flat) of `vectors_needed`
+// vectors: a tile is R * V consecutive vectors, so only the product counts;
+// ties go to more vectors per row (fewer, longer runs).
+TileShape ChooseFlatTile(size_t vectors_needed, double* cost) {
+  TileShape best;
+  double best_cost = 0.0;
+  for (int vectors = kMaxTileVectors; vectors >= 1; --vectors) {
+    for (int rows = 1; rows <= kMaxTileRows[vectors - 1]; ++rows) {
+      const double padded = static_cast<double>(RoundUp(vectors_needed, rows * vectors));
+      const double tile_cost = TileCost(padded, rows, vectors);
+      if (best_cost == 0.0 || tile_cost < best_cost) {
+        best_cost = tile_cost;
+        best = {rows, vectors};
+      }
+    }
+  }
+  *cost = best_cost;
+  return best;
+}
+
+// Where the padded copy, the channel-major output and the tiles lie.
+//
+// Row-tiled (the default): an output row is out_w pixels rounded up to whole
+// tiles of V vectors; a tile is R such rows. Small maps waste most lanes that
+// way (an 8x8 output fills half of each 16-lane vector, a 4x4 one a quarter),
+// so at stride 1 a flattened layout is also costed: the padded image rows of
+// `pitch` columns are laid end to end, output pixel (oh, ow) is flat position
+// oh * pitch + ow, and tap (r, c) of flat position f reads padded position
+// f + r * dilation_h * pitch + c * dilation_w, so the kernel runs the whole
+// map as one long row cut into tiles of R x V consecutive vectors. The
+// (kernel_w - 1) * dilation_w columns between image rows are computed and
+// dropped; an 8x8 map takes 5 vectors instead of 8.
+struct RowsLayout {
+  TileShape tile;
+  bool flat = false;
+  int plane_h = 0;          // rows of the padded copy
+  int phase_w = 0;          // floats per row of the padded copy (per phase)
+  size_t plane = 0;         // floats per channel plane of the padded copy
+  int64_t row_step = 0;     // input floats between a tile's consecutive rows
+  size_t out_stride = 0;    // out_chw floats between a tile's consecutive rows
+  size_t out_pitch = 0;     // out_chw floats between output image rows
+  size_t out_plane = 0;     // out_chw floats per output channel
+  size_t row_tiles = 0;
+  int64_t tile_input = 0;   // floats of one channel's input that one tile reads
+};
+
+RowsLayout PlanRowsLayout(const ConvGeometry& g, size_t lanes) {
+  RowsLayout l;
+  double cost = 0.0;
+  l.tile = ChooseTile(g.out_h, g.out_w, lanes, &cost);
+  const int64_t extra_h = int64_t{g.kernel_h - 1} * g.dilation_h;
+  const int64_t extra_w = int64_t{g.kernel_w - 1} * g.dilation_w;
+  if (g.stride_h == 1 && g.stride_w == 1) {
+    const int64_t pitch = g.out_w + extra_w;
+    const size_t vectors = RoundUp(static_cast<size_t>(g.out_h * pitch), lanes) / lanes;
+    double flat_cost = 0.0;
+    const TileShape flat_tile = ChooseFlatTile(vectors, &flat_cost);
+    if (flat_cost < cost) {
+      l.flat = true;
+      l.tile = flat_tile;
+      const size_t tile_floats = flat_tile.rows * flat_tile.vectors * lanes;
+      l.row_tiles = RoundUp(vectors * lanes, tile_floats) / tile_floats;
+      l.plane_h = static_cast<int>(g.out_h + extra_h);
+      l.phase_w = static_cast<int>(pitch);
+      l.row_step = static_cast<int64_t>(flat_tile.vectors * lanes);
+      l.out_stride = flat_tile.vectors * lanes;
+      l.out_pitch = static_cast<size_t>(pitch);
+      l.out_plane = PlaneStride(l.row_tiles * tile_floats);
+      l.tile_input = static_cast<int64_t>(tile_floats) + extra_h * pitch + extra_w;
+      // Tiles past the last image row read up to tile_input floats beyond
+      // the last tile's start; the copy is zero there.
+      const int64_t reads = static_cast<int64_t>((l.row_tiles - 1) * tile_floats) + l.tile_input;
+      l.plane = PlaneStride(std::max<int64_t>(reads, int64_t{l.plane_h} * pitch));
+      return l;
+    }
+  }
+  const size_t out_rows = RoundUp(g.out_h, l.tile.rows);
+  const size_t tile_columns = l.tile.vectors * lanes;
+  const size_t out_cols = RoundUp(g.out_w, tile_columns);
+  // Below the PaddedCopyFits bound every size here fits an int; whole tiles
+  // add at most 7 rows and 2 vectors of columns to the padded copy.
+  l.plane_h = static_cast<int>((out_rows - 1) * g.stride_h + extra_h + 1);
+  const int padded_w = static_cast<int>((out_cols - 1) * g.stride_w + extra_w + 1);
+  l.phase_w = (padded_w + g.stride_w - 1) / g.stride_w;
+  l.plane = PlaneStride(static_cast<size_t>(l.plane_h) * l.phase_w);
+  l.row_step = static_cast<int64_t>(g.stride_h) * l.phase_w;
+  l.out_stride = out_cols;
+  l.out_pitch = out_cols;
+  l.out_plane = PlaneStride(out_rows * out_cols);
+  l.row_tiles = out_rows / l.tile.rows;
+  const int64_t rows_in = int64_t{l.tile.rows - 1} * g.stride_h + extra_h + 1;
+  const int64_t columns_in = static_cast<int64_t>(tile_columns) * g.stride_w + extra_w + 1;
+  l.tile_input = rows_in * columns_in;
+  return l;
 }
 
 // Copies input row `ih` of one NHWC image into the padded phase-split layout
@@ -320,13 +432,9 @@ constexpr size_t kMaxTaskFilters = 16;
 // Splits the input channels into chunks whose input for one tile fits
 // scratch->chunk_bytes, and fills scratch->chunk_kernels (see SimdTask).
 // Returns the number of chunks.
-int PlanChunks(const ConvGeometry& g, const PackedPatternWeights& w, const TileShape& tile,
-               size_t tile_columns, PatternConvScratch* scratch) {
-  const int64_t rows_in = static_cast<int64_t>(tile.rows - 1) * g.stride_h +
-                          static_cast<int64_t>(g.kernel_h - 1) * g.dilation_h + 1;
-  const int64_t columns_in = static_cast<int64_t>(tile_columns) * g.stride_w +
-                             static_cast<int64_t>(g.kernel_w - 1) * g.dilation_w + 1;
-  const int64_t channel_bytes = rows_in * columns_in * static_cast<int64_t>(sizeof(float));
+int PlanChunks(const ConvGeometry& g, const PackedPatternWeights& w, const RowsLayout& layout,
+               PatternConvScratch* scratch) {
+  const int64_t channel_bytes = layout.tile_input * static_cast<int64_t>(sizeof(float));
   // Chunks need each filter's kernels in input-channel order, as
   // PackPatternWeights makes them; weights packed otherwise run in one chunk.
   bool sorted = true;
@@ -414,43 +522,30 @@ void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
     return;
   }
   const size_t lanes = HWY_DYNAMIC_DISPATCH(FloatLanes)();
-  const TileShape tile = ChooseTile(g.out_h, g.out_w, lanes);
-  const size_t out_rows = RoundUp(g.out_h, tile.rows);
-  const size_t out_cols = RoundUp(g.out_w, tile.vectors * lanes);
-  // Below the PaddedCopyFits bound every size here fits an int; whole tiles
-  // add at most 7 rows and 2 vectors of columns to the padded copy.
-  const int plane_h = static_cast<int>((out_rows - 1) * g.stride_h +
-                                       (g.kernel_h - 1) * g.dilation_h + 1);
-  const int padded_w = static_cast<int>((out_cols - 1) * g.stride_w +
-                                        (g.kernel_w - 1) * g.dilation_w + 1);
-  const int phase_w = (padded_w + g.stride_w - 1) / g.stride_w;
-  const size_t plane = PlaneStride(static_cast<size_t>(plane_h) * phase_w);
-  const size_t phase_floats = static_cast<size_t>(g.stride_w) * g.in_c * plane;
+  const RowsLayout layout = PlanRowsLayout(g, lanes);
+  const TileShape tile = layout.tile;
+  const size_t phase_floats = static_cast<size_t>(g.stride_w) * g.in_c * layout.plane;
 
-  FillTapOffsets(g, w, plane, phase_w, &scratch->tap_offsets);
-  const std::vector<int64_t>& taps = scratch->tap_offsets;
-  const size_t tile_columns = tile.vectors * lanes;
-  const size_t row_tiles = out_rows / tile.rows;
-  const int chunks = PlanChunks(g, w, tile, tile_columns, scratch);
+  FillTapOffsets(g, w, layout.plane, layout.phase_w, &scratch->tap_offsets);
+  const int chunks = PlanChunks(g, w, layout, scratch);
   const size_t threads = pool != nullptr ? pthreadpool_get_threads_count(pool) : 1;
   // Enough tasks that the threads end together (8 per thread), as few
   // filters per task as that takes below kMaxTaskFilters.
   const size_t group = std::max<size_t>(
-      1, std::min<size_t>(kMaxTaskFilters, g.out_c * row_tiles / (8 * threads)));
+      1, std::min<size_t>(kMaxTaskFilters, g.out_c * layout.row_tiles / (8 * threads)));
 
-  PrepareInputCopy(g, plane_h, phase_w, plane, phase_floats, scratch);
-  const size_t out_plane = PlaneStride(out_rows * out_cols);
-  scratch->output_chw.resize(out_plane * g.out_c);
+  PrepareInputCopy(g, layout.plane_h, layout.phase_w, layout.plane, phase_floats, scratch);
+  scratch->output_chw.resize(layout.out_plane * g.out_c);
   SimdTask task;
   task.g = &g;
   task.w = &w;
   task.phases = scratch->input_phases.data();
-  task.tap_offsets = taps.data();
-  task.row_step = static_cast<int64_t>(g.stride_h) * phase_w;
+  task.tap_offsets = scratch->tap_offsets.data();
+  task.row_step = layout.row_step;
   task.tile_rows = tile.rows;
-  task.tile_columns = tile_columns;
-  task.out_stride = out_cols;
-  task.out_plane = out_plane;
+  task.tile_columns = tile.vectors * lanes;
+  task.out_stride = layout.out_stride;
+  task.out_plane = layout.out_plane;
   task.out_chw = scratch->output_chw.data();
   task.chunk_kernels = scratch->chunk_kernels.data();
   task.chunks = chunks;
@@ -459,11 +554,13 @@ void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
 
   for (int n = 0; n < g.batch; ++n) {
     const float* image = input + static_cast<size_t>(n) * g.in_h * g.in_w * g.in_c;
-    FillTask fill{&g, image, plane_h, phase_w, plane, scratch->input_phases.data()};
+    FillTask fill{&g, image, layout.plane_h, layout.phase_w, layout.plane,
+                  scratch->input_phases.data()};
     pthreadpool_parallelize_1d(pool, FillPhaseRow, &fill, g.in_h, 0);
-    pthreadpool_parallelize_2d(pool, run, &task, (g.out_c + group - 1) / group, row_tiles, 0);
+    pthreadpool_parallelize_2d(pool, run, &task, (g.out_c + group - 1) / group,
+                               layout.row_tiles, 0);
     const bool last_call = release_workers && n == g.batch - 1;
-    TransposeTask transpose{&g, scratch->output_chw.data(), out_cols, out_plane,
+    TransposeTask transpose{&g, scratch->output_chw.data(), layout.out_pitch, layout.out_plane,
                             output + static_cast<size_t>(n) * g.out_h * g.out_w * g.out_c};
     pthreadpool_parallelize_1d(pool, TransposeRows, &transpose, g.out_h,
                                last_call ? PTHREADPOOL_FLAG_YIELD_WORKERS : 0);

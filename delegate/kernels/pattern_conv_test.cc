@@ -366,7 +366,9 @@ TEST(PatternConv, ConnectivityPrunedPointwise) {
 }
 // Output sizes from 1x1 to 20x40, so that the free-pattern kernel runs every
 // tile shape it picks (1..8 rows of one vector, 1..6 rows of two) with
-// partial row and column tiles, at stride 1 and 2, on every target.
+// partial row and column tiles, at stride 1 and 2, on every target; at
+// stride 1 the small maps run flattened (rows end to end), the wide ones in
+// row tiles.
 TEST(PatternConv, EveryTileShapeAndTail) {
   for (int h = 1; h <= 20; ++h) {
     for (int w : {1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 33, 40}) {
@@ -380,6 +382,17 @@ TEST(PatternConv, EveryTileShapeAndTail) {
       }
     }
   }
+}
+// Small maps at stride 1 run flattened: the taps of one tile then cross from
+// one image row into the next through the zero columns between them, and the
+// last tile reads past the last row; with dilation, VALID padding and enough
+// input channels for several chunks.
+TEST(PatternConv, FlattenedSmallMaps) {
+  PatternConvTester().Input(8, 8).Channels(300, 9).Removed(0.5).Test();
+  PatternConvTester().Input(4, 4).Channels(70, 17).Test();
+  PatternConvTester().Input(9, 7).Channels(20, 6).Dilation(2).Test();
+  PatternConvTester().Input(7, 7).Channels(33, 4).Valid().Dilation(2).Threads(2).Test();
+  PatternConvTester().Batch(2).Input(5, 3).Channels(6, 6).Valid().Test();
 }
 TEST(PatternConv, FilterOrderPutsTheLongestFiltersFirst) {
   LrLayer layer;
