@@ -23,8 +23,12 @@ at the same budget of ``--admm-epochs + --finetune-epochs`` epochs:
 
 A run is resumable: each phase keeps ``keras.callbacks.BackupAndRestore``
 state in ``--workdir/<run>/`` and its result there once finished, so the same
-command continues where it stopped. ``report`` gathers the finished runs into
-``bench/results/cifar10/study.json`` and ``study.md``.
+command continues where it stopped. A finished run's record is also written to
+``bench/results/cifar10/runs/<run>.json`` (a few kB, committed): the workdir
+is a cache outside the work tree and may not outlive the machine, while the
+records are what the study is made of. ``measure`` converts and times the
+runs whose trained model is still in the workdir and updates both records;
+``report`` gathers ``runs/`` into ``bench/results/cifar10/study.json``.
 """
 
 import argparse
@@ -41,6 +45,7 @@ import cifar10_train  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "cifar10")
+RUNS = os.path.join(RESULTS, "runs")
 METHODS = ("admm_pattern", "oneshot_pattern", "magnitude", "filter")
 DEFAULT_WORKDIR = os.path.join(os.path.dirname(cifar10_train.DEFAULT_WORKDIR), "cifar10_study")
 
@@ -249,8 +254,7 @@ def train(args):
                          "rho_growth": args.rho_growth, "rho_max": args.rho_max,
                          "update_steps": args.update_steps, "batch_size": args.batch_size},
               "seconds_last_process": round(time.time() - start, 1), "phases": phases, **extra}
-    with open(os.path.join(workdir, "result.json"), "w") as f:
-        json.dump(record, f, indent=1)
+    _save_record(record, workdir, name)
     print(json.dumps({k: v for k, v in record.items() if k != "phases"}, indent=1))
     return record
 
@@ -303,18 +307,25 @@ def measure(args):
                        "cocopie_claimed_nodes": claimed, "threads": args.threads,
                        **{f"latency_ms_{k}": v for k, v in times.items()}})
         record["speedup_vs_xnnpack_dense"] = times["xnnpack_dense"] / times["cocopie"]
-        with open(path, "w") as f:
-            json.dump(record, f, indent=1)
+        _save_record(record, os.path.join(args.workdir, name), name)
         print(name, {k: record[k] for k in ("val_accuracy", "tflite_bytes",
                                             "speedup_vs_xnnpack_dense")})
 
 
+def _save_record(record, workdir, name):
+    """The run's record, in its workdir and in the committed ``runs/`` folder."""
+    os.makedirs(RUNS, exist_ok=True)
+    for path in (os.path.join(workdir, "result.json"), os.path.join(RUNS, f"{name}.json")):
+        with open(path + ".partial", "w") as f:
+            json.dump(record, f, indent=1)
+        os.replace(path + ".partial", path)
+
+
 def report(args):
     rows = []
-    for name in sorted(os.listdir(args.workdir)) if os.path.isdir(args.workdir) else []:
-        path = os.path.join(args.workdir, name, "result.json")
-        if os.path.exists(path):
-            with open(path) as f:
+    for name in sorted(os.listdir(RUNS)) if os.path.isdir(RUNS) else []:
+        if name.endswith(".json"):
+            with open(os.path.join(RUNS, name)) as f:
                 row = json.load(f)
             row.pop("phases", None)
             rows.append(row)
