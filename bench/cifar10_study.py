@@ -254,7 +254,10 @@ def train(args):
                          "rho_growth": args.rho_growth, "rho_max": args.rho_max,
                          "update_steps": args.update_steps, "batch_size": args.batch_size},
               "seconds_last_process": round(time.time() - start, 1), "phases": phases, **extra}
-    _save_record(record, workdir, name)
+    if args.train_limit:
+        record["train_limit"] = args.train_limit
+    # Smoke runs on a subset stay in their workdir, out of the study.
+    _save_record(record, workdir, name, committed=not args.train_limit)
     print(json.dumps({k: v for k, v in record.items() if k != "phases"}, indent=1))
     return record
 
@@ -307,15 +310,19 @@ def measure(args):
                        "cocopie_claimed_nodes": claimed, "threads": args.threads,
                        **{f"latency_ms_{k}": v for k, v in times.items()}})
         record["speedup_vs_xnnpack_dense"] = times["xnnpack_dense"] / times["cocopie"]
-        _save_record(record, os.path.join(args.workdir, name), name)
+        _save_record(record, os.path.join(args.workdir, name), name,
+                     committed="train_limit" not in record)
         print(name, {k: record[k] for k in ("val_accuracy", "tflite_bytes",
                                             "speedup_vs_xnnpack_dense")})
 
 
-def _save_record(record, workdir, name):
-    """The run's record, in its workdir and in the committed ``runs/`` folder."""
-    os.makedirs(RUNS, exist_ok=True)
-    for path in (os.path.join(workdir, "result.json"), os.path.join(RUNS, f"{name}.json")):
+def _save_record(record, workdir, name, committed=True):
+    """The run's record, in its workdir and (``committed``) in ``runs/``."""
+    paths = [os.path.join(workdir, "result.json")]
+    if committed:
+        os.makedirs(RUNS, exist_ok=True)
+        paths.append(os.path.join(RUNS, f"{name}.json"))
+    for path in paths:
         with open(path + ".partial", "w") as f:
             json.dump(record, f, indent=1)
         os.replace(path + ".partial", path)
