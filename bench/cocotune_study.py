@@ -23,6 +23,14 @@ folder inside), or the ``.tar.gz`` of one (only the chosen files are
 unpacked); ``--per-class`` seeded-random images of each class are used (80 %
 train, 20 % validation), loaded with Keras's image-folder loader.
 
+With ``--teacher MODEL.keras`` (the dense CIFAR-10 network of the accuracy
+study, ``bench/results/cifar10/dense.keras``: 0-255 images in, trained on the
+45,000 images of ``cifar10_data``'s split) no teacher is trained: trials
+fine-tune on ``--train-images`` of those 45,000 (the same number of each
+class, fixed seed) and are scored on ``--val-images`` of the 5,000 held-out
+images the teacher never saw. A plain chain without residual blocks is split
+into modules by ``surgery.infer_chain_modules`` (conv pairs after the stem).
+
 Run (see bench/cocotune_study.md for the settings used and the timings):
 
     nice -n 10 .venv/bin/python bench/cocotune_study.py --data PATH
@@ -54,6 +62,7 @@ import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)  # cifar10_data
 
 
 def resnet(input_shape=(32, 32, 3), widths=(16, 32, 64), blocks_per_stage=2, classes=10):
@@ -148,6 +157,46 @@ def load_images(path, per_class, seed):
     y = np.asarray(labels, dtype="int32")
     cut = int(len(x) * 0.8)
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
+def split_subsets(data, workdir, train_images, val_images, seed):
+    """``train_images`` of the 45,000 training images (as many of each class)
+    and ``val_images`` of the 5,000 held out, from ``cifar10_data``'s split;
+    float32 pixels in 0-255, the teacher's input."""
+    import cifar10_data
+
+    (x_train, y_train), (x_val, y_val) = cifar10_data.load_split(
+        data, os.path.join(workdir, "cifar10_uint8.npz"))
+    classes = len(cifar10_data.CLASSES)
+    if not (classes <= train_images <= len(y_train) and 1 <= val_images <= len(y_val)):
+        raise ValueError(f"Expected {classes} <= train_images <= {len(y_train)} and 1 <= "
+                         f"val_images <= {len(y_val)}. Received: train_images={train_images}, "
+                         f"val_images={val_images}")
+    rng = np.random.default_rng(seed)
+    pick = np.concatenate([rng.permutation(np.flatnonzero(y_train == c))[:train_images // classes]
+                           for c in range(classes)])
+    pick = rng.permutation(pick)
+    held = rng.permutation(len(y_val))[:val_images]
+    return ((x_train[pick].astype("float32"), y_train[pick].astype("int32")),
+            (x_val[held].astype("float32"), y_val[held].astype("int32")))
+
+
+def load_teacher(path, validation):
+    """The trained teacher and its record (from the ``dense_training.json`` beside it)."""
+    import keras
+
+    model = keras.saving.load_model(path, compile=False)
+    record_path = os.path.join(os.path.dirname(os.path.abspath(path)), "dense_training.json")
+    record = {}
+    if os.path.exists(record_path):
+        with open(record_path) as f:
+            record = json.load(f)
+    predictions = model.predict(validation[0], batch_size=256, verbose=0)
+    return model, {"path": path, "seconds": record.get("wall_seconds", 0.0),
+                   "epochs": record.get("recipe", {}).get("epochs"),
+                   "training_val_accuracy": record.get("val_accuracy"),
+                   "val_accuracy": float(np.mean(np.argmax(predictions, -1) == validation[1])),
+                   "train_images": record.get("split", {}).get("train")}
 
 
 def load_average():
@@ -382,6 +431,14 @@ def main(argv=None):
     parser.add_argument("--stop-after-minutes", type=float, default=None,
                         help="start no new row after this long (rows done are written)")
     parser.add_argument("--teacher-only", action="store_true")
+    parser.add_argument("--teacher", help="a trained .keras classifier of 0-255 images whose "
+                        "training used cifar10_data's split (no teacher is trained then)")
+    parser.add_argument("--train-images", type=int, default=5000,
+                        help="with --teacher: trial training images, of the 45,000")
+    parser.add_argument("--val-images", type=int, default=2000,
+                        help="with --teacher: validation images, of the 5,000 held out")
+    parser.add_argument("--rates", help="filter-pruning rates, comma-separated "
+                        "(default: cocotune.blocks.DEFAULT_RATES)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "cocotune_study"))
     parser.add_argument("--output", default=os.path.join(HERE, "results", "cocotune_study.json"))
     parser.add_argument("--seed", type=int, default=0)
@@ -403,18 +460,29 @@ def main(argv=None):
 
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.workdir, exist_ok=True)
-    cache = os.path.join(args.workdir, f"data_{args.per_class}_{args.seed}.npz")
+    if args.teacher:
+        cache = os.path.join(args.workdir, f"data_split_{args.train_images}_{args.val_images}"
+                                           f"_{args.seed}.npz")
+    else:
+        cache = os.path.join(args.workdir, f"data_{args.per_class}_{args.seed}.npz")
     if not os.path.exists(cache):
-        train, validation = load_images(args.data, args.per_class, args.seed)
+        if args.teacher:
+            train, validation = split_subsets(args.data, args.workdir, args.train_images,
+                                              args.val_images, args.seed)
+        else:
+            train, validation = load_images(args.data, args.per_class, args.seed)
         np.savez(cache, x_train=train[0], y_train=train[1], x_val=validation[0],
                  y_val=validation[1])
     with np.load(cache) as data:
         train = data["x_train"], data["y_train"]
         validation = data["x_val"], data["y_val"]
     print(f"data: {len(train[0])} train / {len(validation[0])} validation images", flush=True)
-    model, teacher = train_teacher(train, validation, args.teacher_epochs, args.batch_size,
-                                   os.path.join(args.workdir, "teacher.keras"))
-    modules = surgery.infer_modules(model)
+    if args.teacher:
+        model, teacher = load_teacher(args.teacher, validation)
+    else:
+        model, teacher = train_teacher(train, validation, args.teacher_epochs, args.batch_size,
+                                       os.path.join(args.workdir, "teacher.keras"))
+    modules = surgery.infer_modules(model) or surgery.infer_chain_modules(model)
     print(f"teacher: {model.count_params()} params, {len(modules)} modules, "
           f"val accuracy {teacher['val_accuracy']:.4f}, {teacher['seconds']:.0f} s", flush=True)
     if args.teacher_only:
@@ -422,7 +490,10 @@ def main(argv=None):
 
     rows_dir = os.path.join(args.workdir, "rows")
     os.makedirs(rows_dir, exist_ok=True)
-    subspaces = {size: tune.sample_subspace(len(modules), size, seed=args.seed) for size in sizes}
+    rates = ([float(r) for r in args.rates.split(",")] if args.rates
+             else list(tune.blocks.DEFAULT_RATES))
+    subspaces = {size: tune.sample_subspace(len(modules), size, rates, seed=args.seed)
+                 for size in sizes}
 
     def subspace_dir(size):
         return pretrain_subspace(model, modules, subspaces[size], train[0],
@@ -434,7 +505,7 @@ def main(argv=None):
                             "validation_images": len(validation[0]),
                             "teacher": {k: v for k, v in teacher.items()},
                             "teacher_params": int(model.count_params()),
-                            "modules": len(modules), "rates": list(tune.blocks.DEFAULT_RATES),
+                            "modules": len(modules), "rates": rates,
                             "max_epochs_per_trial": args.epochs,
                             "pretrain_epochs": args.pretrain_epochs,
                             "batch_size": args.batch_size, "tf_threads_per_trial": 1,

@@ -16,7 +16,8 @@ summary = cocotune.tune(model, (x, y), (x_val, y_val), workdir="out/tune", alpha
 
 from cocopie_keras.cocotune.api import tune
 from cocopie_keras.cocotune.blocks import BlockSet, identify_blocks, sample_subspace
-from cocopie_keras.cocotune.surgery import Module, infer_modules, prune_filters
+from cocopie_keras.cocotune.surgery import (Module, infer_chain_modules, infer_modules,
+                                            prune_filters)
 
-__all__ = ["BlockSet", "Module", "identify_blocks", "infer_modules", "prune_filters",
-           "sample_subspace", "tune"]
+__all__ = ["BlockSet", "Module", "identify_blocks", "infer_chain_modules", "infer_modules",
+           "prune_filters", "sample_subspace", "tune"]

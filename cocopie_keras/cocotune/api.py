@@ -48,8 +48,9 @@ def _check_arguments(inits, executor, workers, threads, epochs, max_failures):
 
 def _modules_and_configs(model, modules, configs, subspace_size, rates, seed):
     """The checked modules and the subspace; a bad config fails before any training."""
-    modules = surgery.validate_modules(model, modules if modules is not None
-                                       else surgery.infer_modules(model))
+    if modules is None:
+        modules = surgery.infer_modules(model) or surgery.infer_chain_modules(model)
+    modules = surgery.validate_modules(model, modules)
     if configs is None:
         configs = blocks_lib.sample_subspace(len(modules), subspace_size, rates, seed=seed)
     configs = [tuple(float(r) for r in c) for c in configs]
@@ -126,7 +127,8 @@ def tune(model, train, validation, workdir, modules=None, configs=None, subspace
             (Ray Tune experiments in ``ray/``, a log of finished trials in
             ``trials.jsonl``); rerunning with the same folder resumes an
             interrupted exploration and reuses trials finished earlier.
-        modules: list of `surgery.Module` (default: `surgery.infer_modules`).
+        modules: list of `surgery.Module` (default: the residual blocks,
+            `surgery.infer_modules`, or for a plain chain `surgery.infer_chain_modules`).
         configs: the promising subspace (per network, one rate per module);
             default: `blocks.sample_subspace` of ``subspace_size`` over ``rates``.
         alpha: accuracy drop allowed; threshold = full accuracy - alpha.

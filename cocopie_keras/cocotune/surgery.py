@@ -13,6 +13,7 @@ Example:
 
 ```python
 modules = infer_modules(model)                # residual blocks
+modules = modules or infer_chain_modules(model)  # plain (VGG-style) chains
 pruned = prune_filters(model, modules, [0.5] * len(modules))
 ```
 """
@@ -115,6 +116,81 @@ def infer_modules(model):
             modules.append(Module(tuple(convs), fork, layer.name))
     modules.sort(key=lambda m: order[m.output])
     return modules
+
+
+def infer_chain_modules(model, convs_per_module=2):
+    """Splits the convolutions of a plain (VGG-style) chain into modules.
+
+    The first conv (the stem) stays out; the others, in forward order, are
+    taken ``convs_per_module`` at a time. A module enters at the layer that
+    feeds its first conv and leaves after its last conv's channel-wise
+    followers (batch norm, activation): its output keeps the last conv's
+    width, so the rest of the network keeps its shape. Convs left over at the
+    end stay out. Only single-branch paths qualify: a conv whose output feeds
+    several layers, or a conv reading several inputs, ends the chain there.
+
+    Args:
+        model: a Keras Functional model.
+        convs_per_module: convs per module (>= 2: all but the last are pruned).
+
+    Returns:
+        A list of `Module`, in forward order ([] when no chain has enough convs).
+
+    Example:
+
+    ```python
+    model = keras.saving.load_model("bench/results/cifar10/dense.keras")
+    for module in infer_chain_modules(model):
+        print(module.convs, module.input, module.output)
+    ```
+    """
+    if isinstance(convs_per_module, bool) or not isinstance(convs_per_module, int) \
+            or convs_per_module < 2:
+        raise ValueError("Expected convs_per_module >= 2 (a module prunes all its convs but "
+                         f"the last). Received: convs_per_module={convs_per_module!r}")
+    _check_functional(model)
+    consumers = _consumers(model)
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    modules, run = [], []
+    for conv in convs[1:]:
+        parents = _inbound_layers(conv)
+        if len(parents) != 1 or (run and not _chain_reaches(run[-1], conv, consumers, model)):
+            run = []  # a branch or a join: the chain restarts here
+        run.append(conv)
+        if len(run) == convs_per_module:
+            modules.append(Module(tuple(c.name for c in run), _inbound_layers(run[0])[0].name,
+                                  _channelwise_tail(run[-1], consumers, model).name))
+            run = []
+    return modules
+
+
+def _chain_reaches(start, target, consumers, model):
+    """Whether ``target`` follows ``start`` along single-consumer layers."""
+    current = start
+    while len(consumers.get(current.name, ())) == 1:
+        current = model.get_layer(consumers[current.name][0])
+        if current is target:
+            return True
+        if type(current).__name__ == "Conv2D" or len(_inbound_layers(current)) != 1:
+            return False
+    return False
+
+
+def _channelwise_tail(conv, consumers, model):
+    """The last layer after ``conv`` along its single-consumer batch norm / activations."""
+    current = conv
+    while len(consumers.get(current.name, ())) == 1:
+        following = model.get_layer(consumers[current.name][0])
+        if type(following).__name__ not in _ELEMENTWISE:
+            break
+        current = following
+    return current
+
+
+# Channel-wise layers that keep the spatial size: a module's output may end
+# after them (not after pooling, which would change what the next layer sees).
+_ELEMENTWISE = ("BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU",
+                "Dropout", "SpatialDropout2D", "GaussianNoise", "Identity")
 
 
 def validate_modules(model, modules):
