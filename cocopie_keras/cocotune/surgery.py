@@ -189,8 +189,9 @@ def _channelwise_tail(conv, consumers, model):
 
 # Channel-wise layers that keep the spatial size: a module's output may end
 # after them (not after pooling, which would change what the next layer sees).
-_ELEMENTWISE = ("BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU",
-                "Dropout", "SpatialDropout2D", "GaussianNoise", "Identity")
+_ELEMENTWISE = tuple(name for name in _CHANNELWISE
+                     if name not in ("Softmax", "Cropping2D", "UpSampling2D")
+                     and not name.endswith(("Pooling2D", "Padding2D")))
 
 
 def validate_modules(model, modules):
