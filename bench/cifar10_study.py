@@ -133,7 +133,7 @@ def train_pattern(args, dense, batches, validation, workdir, use_admm):
         wrapped = sparsity.prune_wrap(dense, pruning_config(args))
         # ADMM at a constant, moderate rate: the weights move toward the
         # patterns while the loss stays low; the one-cycle is for fine-tuning.
-        cifar10_train.compile_model(wrapped, args.admm_lr)
+        cifar10_train.compile_model(wrapped, args.admm_lr, args.weight_decay)
         rho = sparsity.RhoSchedule(args.rho, args.rho_growth, args.rho_max)
         admm_callback = sparsity.ADMMCallback(update_every=args.update_steps,
                                               update_unit="step", rho=rho)
@@ -144,7 +144,7 @@ def train_pattern(args, dense, batches, validation, workdir, use_admm):
         else:
             wrapped = sparsity.prune_wrap(dense, pruning_config(args))
         sparsity.hard_prune(wrapped)
-        cifar10_train.compile_model(wrapped, _schedule(args, budget, steps))
+        cifar10_train.compile_model(wrapped, _schedule(args, budget, steps), args.weight_decay)
         finetune.fit(wrapped, batches.dataset(first_epoch=1000),
                      [sparsity.MaskedFineTuneCallback()], validation)
     wrapped = keras.saving.load_model(finetune.done_path, compile=False)
@@ -173,7 +173,8 @@ def train_magnitude(args, dense, batches, validation, workdir):
         kernel.assign(keras.ops.convert_to_numpy(kernel) * mask)
         kernel.constraint = sparsity.MaskConstraint(keras.ops.convert_to_tensor(mask))
     if not phase.done:
-        cifar10_train.compile_model(model, _schedule(args, phase.epochs, phase.steps))
+        cifar10_train.compile_model(model, _schedule(args, phase.epochs, phase.steps),
+                                    args.weight_decay)
         phase.fit(model, batches.dataset(first_epoch=1000), [], validation)
     model.load_weights(phase.done_path)
     return model
@@ -201,7 +202,8 @@ def train_filter(args, dense, batches, validation, workdir):
     pruned = surgery.prune_filters(dense, [module], [high])
     phase = Phase(workdir, "finetune", args.admm_epochs + args.finetune_epochs, len(batches))
     if not phase.done:
-        cifar10_train.compile_model(pruned, _schedule(args, phase.epochs, phase.steps))
+        cifar10_train.compile_model(pruned, _schedule(args, phase.epochs, phase.steps),
+                                    args.weight_decay)
         phase.fit(pruned, batches.dataset(first_epoch=1000), [], validation)
     pruned.load_weights(phase.done_path)
     return pruned, high
@@ -252,7 +254,8 @@ def train(args):
               "epochs": args.admm_epochs + args.finetune_epochs,
               "recipe": {"lr": args.lr, "admm_lr": args.admm_lr, "rho": args.rho,
                          "rho_growth": args.rho_growth, "rho_max": args.rho_max,
-                         "update_steps": args.update_steps, "batch_size": args.batch_size},
+                         "update_steps": args.update_steps, "batch_size": args.batch_size,
+                         "weight_decay": args.weight_decay},
               "seconds_last_process": round(time.time() - start, 1), "phases": phases, **extra}
     if args.train_limit:
         record["train_limit"] = args.train_limit
@@ -362,6 +365,9 @@ def parse_args(argv=None):
     run.add_argument("--batch-size", type=int, default=512)
     run.add_argument("--lr", type=float, default=0.1, help="fine-tuning one-cycle peak")
     run.add_argument("--warmup-epochs", type=float, default=0.5)
+    run.add_argument("--weight-decay", type=float,
+                     help="decoupled weight decay of every phase (default: the dense "
+                          "recipe's, from the dense_training.json beside --dense)")
     run.add_argument("--admm-lr", type=float, default=0.02)
     run.add_argument("--rho", type=float, default=0.02)
     run.add_argument("--rho-growth", type=float, default=1.3)
@@ -377,7 +383,20 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.command == "train" and (args.admm_epochs < 0 or args.finetune_epochs < 1):
         parser.error("expected --admm-epochs >= 0 and --finetune-epochs >= 1")
+    if args.command == "train" and args.weight_decay is None:
+        args.weight_decay = _dense_weight_decay(args.dense, parser)
     return args
+
+
+def _dense_weight_decay(dense_path, parser):
+    """The weight decay the dense model was trained with (its training record)."""
+    record_path = os.path.join(os.path.dirname(os.path.abspath(dense_path)),
+                               "dense_training.json")
+    if not os.path.exists(record_path):
+        parser.error(f"expected --weight-decay, or the training record {record_path} "
+                     "beside --dense")
+    with open(record_path) as f:
+        return float(json.load(f)["recipe"]["weight_decay"])
 
 
 if __name__ == "__main__":

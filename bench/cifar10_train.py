@@ -9,6 +9,13 @@ recipe: flip + 4-pixel reflect-padded crop, label smoothing 0.2, SGD with
 Nesterov momentum, a linear warm-up then linear decay to zero (one cycle),
 decoupled weight decay on conv and dense kernels only.
 
+Weight decay: Keras' SGD applies ``weight_decay`` decoupled, shrinking a
+kernel by ``lr * weight_decay`` per step outside the momentum. The classic
+CIFAR-10 recipes add ``5e-4 * w`` to the gradient instead, and momentum 0.9
+then repeats that pull for about 1 / (1 - 0.9) = 10 steps: the same strength
+is ``5e-3`` here, the default. With ``5e-4`` the net under-regularizes (30
+epochs: 98.9 % training, 88.8 % validation accuracy).
+
 The model takes float32 NHWC images in 0-255 RGB and normalizes them itself,
 so the exported files need no preprocessing. 45,000 images train; 5,000 (500 a
 class, fixed seed, ``cifar10_data.stratified_split``) validate.
@@ -76,7 +83,7 @@ def build_model(mean, std, widths=(64, 256, 256), stem=32):
     return keras.Model(inputs, outputs, name="cifar10_vgg")
 
 
-def compile_model(model, schedule, weight_decay=5e-4, label_smoothing=0.2, jit_compile=False):
+def compile_model(model, schedule, weight_decay=5e-3, label_smoothing=0.2, jit_compile=False):
     """The recipe's optimizer and loss (``training.compile_classifier``)."""
     from cocopie_keras import training
 
@@ -238,7 +245,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--lr", type=float, default=0.4)
     parser.add_argument("--warmup-epochs", type=float, default=2.0)
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--weight-decay", type=float, default=5e-3,
+                        help="decoupled (see above); 5e-3 = the coupled 5e-4 at momentum 0.9")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--carry", help="also keep the latest checkpoint here, to be "
                                         "committed and resumed on another machine")

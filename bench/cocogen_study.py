@@ -23,6 +23,15 @@ Run (about 26 min on a shared 2-core machine):
 Writes ``bench/results/cocogen_study.json`` (rows: dataset, method, seed, accuracy,
 conv_weight_density, conv_macs), ``cocogen_study_logs.json`` (the arguments, the
 settings each dataset ran with, wall time, per-epoch ADMM logs), ``cocogen_study_timing.json`` and two PNG plots.
+
+ADMM variants on the same dense weights and baselines (``cocogen_study.md``, "ADMM vs
+one-shot at equal epochs"): ``--admm-variants`` takes a JSON list of dicts (optimizer
+``adam``/``sgd`` of the ADMM epochs, ``update_steps`` for step-wise Z/U updates, ρ
+schedule, ``admm_epochs`` of phase 1 under ADMM, the rest masked); rows then carry
+``variant``. ``--methods`` may add ``admm_mask_rewound`` (the first variant's final mask
+on the dense weights, trained like one-shot: a diagnostic, not at equal epochs).
+``--skip dense,timing`` leaves out the dense row and the timing, ``--dense-cache DIR``
+reuses each seed's trained dense weights across runs, ``--first-seed`` starts the seeds.
 """
 
 import argparse
@@ -204,13 +213,98 @@ class HardPruneProbe(keras.callbacks.Callback):
         print("admm-log", json.dumps(record), flush=True)
 
 
+VARIANT_KEYS = {"name", "optimizer", "sgd_learning_rate", "momentum", "update_steps", "rho",
+                "rho_growth", "rho_max", "admm_epochs"}
+
+
+def parse_variants(text, args):
+    """``--admm-variants``: a JSON list of dicts (keys ``VARIANT_KEYS``); missing keys
+    take the command line's ``--admm-*`` / ``--rho*`` values."""
+    if not text:
+        return None
+    variants = []
+    for spec in json.loads(text):
+        unknown = set(spec) - VARIANT_KEYS
+        if unknown or "name" not in spec:
+            raise ValueError(f"Expected variant keys {sorted(VARIANT_KEYS)} with a name. "
+                             f"Received: {spec}")
+        variants.append({"optimizer": args.admm_optimizer,
+                         "sgd_learning_rate": args.admm_sgd_learning_rate,
+                         "momentum": args.admm_momentum, "update_steps": args.admm_update_steps,
+                         "rho": args.rho, "rho_growth": args.rho_growth, "rho_max": args.rho_max,
+                         "admm_epochs": args.admm_epochs, **spec})
+    return variants
+
+
+def admm_variant(model, variant, config, phases, x, y, probe, args):
+    """ADMM for ``variant["admm_epochs"]`` (<= phase 1) epochs, hard prune, masked
+    training for the rest of phase 1 (fresh Adam, constant LR, like the baselines),
+    then phase 2. The optimizer of the ADMM epochs: Adam at the phase-1 LR, or SGD
+    with momentum; Z/U updates every epoch or every ``update_steps`` steps."""
+    admm_epochs = int(variant["admm_epochs"])
+    if not 0 < admm_epochs <= phases.first:
+        raise ValueError(f"Expected 0 < admm_epochs <= {phases.first}. Received: {variant}")
+    wrapped = sparsity.prune_wrap(model, config)
+    if variant["optimizer"] == "adam":
+        phases.compile_first(wrapped)
+    elif variant["optimizer"] == "sgd":
+        wrapped.compile(optimizer=keras.optimizers.SGD(variant["sgd_learning_rate"],
+                                                       momentum=variant["momentum"]),
+                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                        metrics=["accuracy"])
+    else:
+        raise ValueError(f"Expected optimizer adam or sgd. Received: {variant}")
+    steps = int(variant["update_steps"])
+    callback = sparsity.ADMMCallback(
+        update_every=steps or 1, update_unit="step" if steps else "epoch",
+        rho=sparsity.RhoSchedule(variant["rho"], variant["rho_growth"], variant["rho_max"]))
+    histories = {"admm": wrapped.fit(x, y, batch_size=64, epochs=admm_epochs,
+                                     verbose=args.verbose,
+                                     callbacks=[callback, probe]).history}
+    sparsity.hard_prune(wrapped)
+    after = {"train_accuracy": float(wrapped.evaluate(x, y, verbose=0)[1]),
+             "test_accuracy": float(wrapped.evaluate(*probe_data(probe), verbose=0)[1])}
+    print("after-admm", json.dumps(after), flush=True)
+    rest = phases.first - admm_epochs
+    if rest:
+        phases.compile_first(wrapped)
+        histories["masked"] = wrapped.fit(x, y, batch_size=64, epochs=rest, verbose=args.verbose,
+                                          callbacks=[sparsity.MaskedFineTuneCallback()]).history
+    if phases.second:
+        phases.compile_second(wrapped)
+        histories["finetune"] = wrapped.fit(
+            x, y, batch_size=64, epochs=phases.second, verbose=args.verbose,
+            callbacks=[sparsity.MaskedFineTuneCallback()]).history
+    plain = sparsity.strip_pruning(wrapped)
+    compile_model(plain, args.learning_rate)
+    result = recipe.RecipeResult(plain, wrapped, callback.history, histories)
+    result.after_admm = after
+    return result
+
+
+def probe_data(probe):
+    return probe.x_test, probe.y_test
+
+
 def run_seed(dataset, data, widths, seed, args, rows, logs, plot_path=None):
     (x_train, y_train), (x_test, y_test) = data
     steps = int(np.ceil(len(x_train) / 64))
     keras.utils.set_random_seed(seed)
     dense = vgg(x_train.shape[1:], widths, f"{dataset}_vgg")
-    compile_model(dense, args.learning_rate, args.dense_epochs * steps)
-    dense.fit(x_train, y_train, batch_size=64, epochs=args.dense_epochs, verbose=args.verbose)
+    cache = None
+    if args.dense_cache:
+        os.makedirs(args.dense_cache, exist_ok=True)
+        cache = os.path.join(args.dense_cache, f"{dataset}_seed{seed}_e{args.dense_epochs}"
+                             f"_n{len(x_train)}.npz")
+    if cache and os.path.exists(cache):
+        with np.load(cache) as saved:
+            dense.set_weights([saved[f"w{i}"] for i in range(len(saved.files))])
+        compile_model(dense, args.learning_rate)
+    else:
+        compile_model(dense, args.learning_rate, args.dense_epochs * steps)
+        dense.fit(x_train, y_train, batch_size=64, epochs=args.dense_epochs, verbose=args.verbose)
+        if cache:
+            np.savez(cache, **{f"w{i}": w for i, w in enumerate(dense.get_weights())})
     dense_weights = dense.get_weights()
     log = {"dataset": dataset, "seed": seed,
            "dense_accuracy_before_extra_epochs": float(dense.evaluate(x_test, y_test, verbose=0)[1])}
@@ -222,9 +316,10 @@ def run_seed(dataset, data, widths, seed, args, rows, logs, plot_path=None):
         model.set_weights(dense_weights)
         return model
 
-    def record(method, model):
+    def record(method, model, variant="baseline"):
         accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
         row = {"dataset": dataset, "method": method, "seed": seed, "accuracy": accuracy,
+               **({"variant": variant} if args.admm_variants else {}),
                "conv_weight_density": sparsity.conv_weight_density(model),
                "conv_macs": conv_macs(model)}
         rows.append(row)
@@ -233,36 +328,70 @@ def run_seed(dataset, data, widths, seed, args, rows, logs, plot_path=None):
         return row
 
     # Dense gets the same extra epochs and schedule as the sparse methods.
-    keras.utils.set_random_seed(seed + 5000)
-    dense = fresh_dense()
-    phases.fit_both(dense, x_train, y_train, args.verbose)
-    record("dense", dense)
+    if "dense" not in args.skip:
+        keras.utils.set_random_seed(seed + 5000)
+        dense = fresh_dense()
+        phases.fit_both(dense, x_train, y_train, args.verbose)
+        record("dense", dense)
 
     config = sparsity.PatternPruningConfig(connectivity_rate=args.connectivity_rate,
                                            num_patterns=8, pattern_pool="model",
                                            skip_first_conv=args.skip_first_conv)
-    keras.utils.set_random_seed(seed + 1000)
-    probe = HardPruneProbe(x_test, y_test)
-    result = recipe.admm_prune(
-        fresh_dense(), (x_train, y_train), phases.compile_first, config,
-        admm_epochs=args.admm_epochs, finetune_epochs=args.finetune_epochs,
-        finetune_compile_fn=phases.compile_second,
-        rho=sparsity.RhoSchedule(args.rho, args.rho_growth, args.rho_max),
-        admm_callbacks=[probe], verbose=args.verbose)
-    admm_row = record("admm_pattern", result.model)
-    log["admm_epochs"] = probe.records
-    log["admm_updates"] = []
-    for entry in result.admm_history:
-        layers = entry["layers"].values()
-        log["admm_updates"].append({
-            "update": entry["update"], "rho": entry["rho"],
-            "max_relative_residual": max(r["relative_residual"] for r in layers),
-            "mean_pattern_change": float(np.mean([r["pattern_change"] for r in layers]))})
-    if plot_path:
-        summaries.plot_pattern_summary(sparsity.pattern_info(result.wrapped), plot_path,
-                                       title=f"{dataset}, ADMM pattern model, seed {seed}")
-    densities = {layer.name: float(np.mean(keras.ops.convert_to_numpy(layer.kernel) != 0))
-                 for layer in conv_layers(result.model)}
+    result, densities, admm_row, first_wrapped = None, None, None, None
+    oneshot_probe = sparsity.prune_wrap(fresh_dense(), config)
+    sparsity.hard_prune(oneshot_probe)
+    oneshot_ids = [keras.ops.convert_to_numpy(w.pattern_ids)
+                   for w in sparsity.pruning_wrappers(oneshot_probe)]
+    for variant in (args.admm_variants or [None]):
+        keras.utils.set_random_seed(seed + 1000)
+        probe = HardPruneProbe(x_test, y_test)
+        if variant is None:  # the recorded study: ADMM for all of phase 1, library recipe
+            result = recipe.admm_prune(
+                fresh_dense(), (x_train, y_train), phases.compile_first, config,
+                admm_epochs=args.admm_epochs, finetune_epochs=args.finetune_epochs,
+                finetune_compile_fn=phases.compile_second,
+                rho=sparsity.RhoSchedule(args.rho, args.rho_growth, args.rho_max),
+                admm_callbacks=[probe], verbose=args.verbose)
+            name = "default"
+        else:
+            result = admm_variant(fresh_dense(), variant, config, phases, x_train, y_train,
+                                  probe, args)
+            name = variant["name"]
+        row = record("admm_pattern", result.model, name)
+        admm_row = admm_row or row
+        log.setdefault("variants", {})[name] = variant_log = {
+            "variant": variant, "admm_epochs": probe.records, "admm_updates": []}
+        if variant is None:
+            log["admm_epochs"] = probe.records
+            log["admm_updates"] = variant_log["admm_updates"]
+        variant_log["after_admm"] = getattr(result, "after_admm", None)
+        # The first Z/U update is Z = Π(W_dense): the one-shot projection. Kernels
+        # whose final pattern id (removed = its own id) differs from it:
+        final_ids = [keras.ops.convert_to_numpy(w.pattern_ids) for w in
+                     sparsity.pruning_wrappers(result.wrapped)]
+        variant_log["kernels_differing_from_oneshot"] = float(
+            np.mean(np.concatenate([(f != o).ravel() for f, o in zip(final_ids, oneshot_ids)])))
+        print("kernels-differing-from-oneshot", name,
+              variant_log["kernels_differing_from_oneshot"], flush=True)
+        first_wrapped = first_wrapped or result.wrapped
+        for entry in result.admm_history:
+            layers = entry["layers"].values()
+            variant_log["admm_updates"].append({
+                "update": entry["update"], "step": entry["step"], "rho": entry["rho"],
+                "max_relative_residual": max(r["relative_residual"] for r in layers),
+                "mean_pattern_change": float(np.mean([r["pattern_change"] for r in layers]))})
+        if plot_path and densities is None:
+            summaries.plot_pattern_summary(sparsity.pattern_info(result.wrapped), plot_path,
+                                           title=f"{dataset}, ADMM pattern model, seed {seed}")
+        if densities is None:
+            densities = {layer.name: float(np.mean(keras.ops.convert_to_numpy(layer.kernel) != 0))
+                         for layer in conv_layers(result.model)}
+    if densities is None:  # no ADMM run: the projection fixes the same per-layer counts
+        projected = sparsity.prune_wrap(fresh_dense(), config)
+        sparsity.hard_prune(projected)
+        projected = sparsity.strip_pruning(projected)
+        densities = {layer.name: float(np.mean(keras.ops.convert_to_numpy(layer.kernel) != 0))
+                     for layer in conv_layers(projected)}
 
     if "oneshot_pattern" in args.methods:
         keras.utils.set_random_seed(seed + 2000)
@@ -280,9 +409,28 @@ def run_seed(dataset, data, widths, seed, args, rows, logs, plot_path=None):
         keras.utils.set_random_seed(seed + (3000 if method == "magnitude" else 4000))
         model = fresh_dense()
         masks = (magnitude_masks(model, densities) if method == "magnitude"
-                 else filter_masks(model, admm_row["conv_macs"]))
+                 else filter_masks(model, admm_row["conv_macs"] if admm_row
+                                   else conv_macs(projected)))
         phases.fit_both(model, x_train, y_train, args.verbose, [MaskHold(masks)])
         record(method, model)
+    if "admm_mask_rewound" in args.methods and first_wrapped is not None:
+        # Diagnostic (not at equal epochs): the first ADMM variant's final mask on the
+        # dense weights, trained like one-shot. Separates the mask ADMM chose from
+        # the epochs ADMM spent under its penalty.
+        keras.utils.set_random_seed(seed + 2000)
+        wrapped = sparsity.prune_wrap(fresh_dense(), config)
+        for target, source in zip(sparsity.pruning_wrappers(wrapped),
+                                  sparsity.pruning_wrappers(first_wrapped)):
+            target.pattern_mask.assign(source.pattern_mask)
+            target.pattern_ids.assign(source.pattern_ids)
+            target.pruned.assign(1)
+            target.apply_mask()
+        phases.fit_both(wrapped, x_train, y_train, args.verbose,
+                        [sparsity.MaskedFineTuneCallback()])
+        plain = sparsity.strip_pruning(wrapped)
+        compile_model(plain, args.learning_rate)
+        record("admm_mask_rewound", plain, args.admm_variants[0]["name"]
+               if args.admm_variants else "default")
     return result
 
 
@@ -396,6 +544,7 @@ def plain_settings(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--dense-epochs", type=int, default=15)
     parser.add_argument("--admm-epochs", type=int, default=10,
                         help="phase 1 (constant LR): ADMM, or masked training for the baselines")
@@ -408,6 +557,20 @@ def main(argv=None):
     parser.add_argument("--rho", type=float, default=0.1)
     parser.add_argument("--rho-growth", type=float, default=1.2)
     parser.add_argument("--rho-max", type=float, default=1.0)
+    parser.add_argument("--admm-optimizer", default="adam", choices=("adam", "sgd"),
+                        help="optimizer of the ADMM epochs (variants only; default run: Adam)")
+    parser.add_argument("--admm-sgd-learning-rate", type=float, default=0.01)
+    parser.add_argument("--admm-momentum", type=float, default=0.9)
+    parser.add_argument("--admm-update-steps", type=int, default=0,
+                        help="Z/U update every N steps (0: every epoch)")
+    parser.add_argument("--admm-variants", default=None,
+                        help='JSON list of ADMM variants run on the same dense weights, e.g. '
+                             '\'[{"name": "step16", "update_steps": 16, "rho_growth": 1.05}]\' '
+                             f'(keys: {sorted(VARIANT_KEYS)}; "admm_epochs" of phase 1 run ADMM, '
+                             'the rest masked); rows then carry "variant"')
+    parser.add_argument("--skip", default="", help="comma list: dense, timing")
+    parser.add_argument("--dense-cache", default=None,
+                        help="folder: reuse each seed's trained dense weights across runs")
     parser.add_argument("--methods", default="oneshot_pattern,magnitude,filter")
     parser.add_argument("--cifar", default=None, help="CIFAR-10 JPEG .tar.gz or folder")
     parser.add_argument("--cifar-dense-epochs", type=int, default=12)
@@ -421,6 +584,8 @@ def main(argv=None):
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args(argv)
     args.methods = set(args.methods.split(",")) if args.methods else set()
+    args.skip = set(args.skip.split(",")) if args.skip else set()
+    args.admm_variants = parse_variants(args.admm_variants, args)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     stem = os.path.splitext(args.out)[0]
     from cocopie_keras.demo import load_mnist_5k
@@ -431,16 +596,19 @@ def main(argv=None):
     if args.train_limit:
         mnist = ((mnist[0][0][: args.train_limit], mnist[0][1][: args.train_limit]), mnist[1])
     mnist_widths = [(16, 32), (32, 64), (64,)]
-    timing = epoch_overhead(mnist, mnist_widths, args)
-    print("timing", json.dumps(timing), flush=True)
-    with open(stem + "_timing.json", "w") as f:
-        json.dump(timing, f, indent=1)
+    if "timing" not in args.skip:
+        timing = epoch_overhead(mnist, mnist_widths, args)
+        print("timing", json.dumps(timing), flush=True)
+        with open(stem + "_timing.json", "w") as f:
+            json.dump(timing, f, indent=1)
     if args.timing_only:
         return 0
     settings = {"mnist5k": plain_settings(args)}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         run_seed("mnist5k", mnist, mnist_widths, seed, args, rows, logs,
-                 plot_path=stem + "_patterns.png" if seed == 0 else None)
+                 plot_path=stem + "_patterns.png" if seed == args.first_seed else None)
+        with open(stem + "_logs.json", "w") as f:  # so far (rewritten at the end)
+            json.dump({"args": plain_settings(args), "runs": logs}, f, indent=1)
     if args.cifar:
         cifar = load_cifar_subset(args.cifar)
         if args.train_limit:

@@ -125,7 +125,10 @@ def compile_classifier(model, optimizer, learning_rate, weight_decay=0.0, label_
         model: a Keras model.
         optimizer: ``"adam"`` or ``"sgd"`` (Nesterov momentum 0.9).
         learning_rate: a float or a ``LearningRateSchedule``.
-        weight_decay: decoupled weight decay, not applied to BN / bias.
+        weight_decay: decoupled weight decay (each step multiplies a kernel
+            by ``1 - lr * weight_decay``, outside the momentum), not applied
+            to BN / bias. Coupled decay ``c`` (added to the gradient) under
+            SGD momentum ``m`` pulls about as hard as ``c / (1 - m)`` here.
         label_smoothing: needs one-hot labels.
         one_hot: labels are one-hot (else integer class ids).
         from_logits: the model outputs logits.

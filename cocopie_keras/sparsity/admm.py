@@ -125,6 +125,16 @@ class ADMMCallback(_PruningCallbackBase):
             (``{name: {"residual", "relative_residual", "pattern_change",
             "sparsity"}}``).
 
+    The optimizer of the ADMM phase matters. ρ sets the per-weight pull
+    ``ρ(W − Z + U)``, but Adam divides every weight's step by its own gradient
+    scale, so a weight the penalty dominates moves about one learning rate
+    per step whatever ρ is: with Adam, W converges to Z slowly (MNIST-5k,
+    ``bench/cocogen_study.md``: relative residual 0.17 after 10 epoch-wise
+    updates) and step-wise updates make half of the kernels flip pattern at
+    every update. With SGD + momentum the pull scales with ρ and W follows Z,
+    so step-wise updates (e.g. every 16 steps, ρ growth 1.047) converge
+    within the phase.
+
     Epoch logs gain ``admm_residual`` (sum over layers of ‖W − Z‖),
     ``admm_relative_residual`` (largest per layer) and ``admm_pattern_change``
     (mean over layers), shown by Keras's progress bar and kept in History.
