@@ -337,6 +337,7 @@ def run_seed(dataset, data, widths, seed, args, rows, logs, plot_path=None):
     config = sparsity.PatternPruningConfig(connectivity_rate=args.connectivity_rate,
                                            num_patterns=8, pattern_pool="model",
                                            skip_first_conv=args.skip_first_conv)
+    # At least one ADMM run (the default one when no variants are given) sets these.
     result, densities, admm_row, first_wrapped = None, None, None, None
     oneshot_probe = sparsity.prune_wrap(fresh_dense(), config)
     sparsity.hard_prune(oneshot_probe)
@@ -386,12 +387,6 @@ def run_seed(dataset, data, widths, seed, args, rows, logs, plot_path=None):
         if densities is None:
             densities = {layer.name: float(np.mean(keras.ops.convert_to_numpy(layer.kernel) != 0))
                          for layer in conv_layers(result.model)}
-    if densities is None:  # no ADMM run: the projection fixes the same per-layer counts
-        projected = sparsity.prune_wrap(fresh_dense(), config)
-        sparsity.hard_prune(projected)
-        projected = sparsity.strip_pruning(projected)
-        densities = {layer.name: float(np.mean(keras.ops.convert_to_numpy(layer.kernel) != 0))
-                     for layer in conv_layers(projected)}
 
     if "oneshot_pattern" in args.methods:
         keras.utils.set_random_seed(seed + 2000)
@@ -409,8 +404,7 @@ def run_seed(dataset, data, widths, seed, args, rows, logs, plot_path=None):
         keras.utils.set_random_seed(seed + (3000 if method == "magnitude" else 4000))
         model = fresh_dense()
         masks = (magnitude_masks(model, densities) if method == "magnitude"
-                 else filter_masks(model, admm_row["conv_macs"] if admm_row
-                                   else conv_macs(projected)))
+                 else filter_masks(model, admm_row["conv_macs"]))
         phases.fit_both(model, x_train, y_train, args.verbose, [MaskHold(masks)])
         record(method, model)
     if "admm_mask_rewound" in args.methods and first_wrapped is not None:
