@@ -1,9 +1,10 @@
 """File size of pattern-pruned models: our compact storage vs TFLite's own sparsity.
 
-For each benchmark model, pruned the co-design way (``pattern_conn``: 4-of-9
-patterns shared by 32 output channels per input channel, 72 % of the kernels
-removed, 1×1 convs connectivity-pruned at the same rate), three .tflite files
-are written from the same weights:
+For each benchmark model, pruned by ``pattern_conn`` (4-of-9 patterns, 72 % of
+the kernels removed, 1×1 convs connectivity-pruned at the same rate) with
+``--group-size`` output channels sharing a pattern and a removal (32, the
+co-design grouping, by default; 1: free per-kernel patterns), three .tflite
+files are written from the same weights:
 
 * ``dense``: ``cocopie convert`` without compact storage (zeros stored);
 * ``tflite_sparsity``: the stock converter with
@@ -15,8 +16,9 @@ filters alone (values + index arrays of their tensors; for ``cocopie`` plus
 the LR metadata), which is where the two encodings differ; and whether stock
 LiteRT gives identical outputs for ``dense`` and ``cocopie``.
 
-Run: ``.venv/bin/python bench/storage_study.py`` (a few minutes; VGG-16 is
-553 MB dense). Writes ``bench/results/storage.json`` and ``storage.md``.
+Run: ``.venv/bin/python bench/storage_study.py [--group-size 1]`` (a few
+minutes; VGG-16 is 553 MB dense). Writes ``bench/results/storage.json`` and
+``storage.md`` (``storage_g1.*`` and so on for another group size).
 """
 
 import argparse
@@ -94,7 +96,7 @@ def outputs_identical(first, second, shape):
     return bool(np.array_equal(a, b))
 
 
-def study(name):
+def study(name, group_size):
     import tensorflow as tf
 
     from cocopie_keras.bench import models
@@ -102,7 +104,7 @@ def study(name):
 
     start = time.perf_counter()
     model = models.build_model(name)
-    models.apply_variant(model, "pattern_conn")
+    models.apply_variant(model, "pattern_conn", group_size=group_size)
     dense = conversion.convert(model, compact=False)
     ours = conversion.convert(model)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -113,6 +115,7 @@ def study(name):
     lr_bytes = len(conversion.read_lr_bytes(ours))
     row = {
         "model": name,
+        "group_size": group_size,
         "pattern_layers": len(ordinals),
         "file_bytes": {"dense": len(dense), "tflite_sparsity": len(tflite_sparse),
                        "cocopie": len(ours)},
@@ -153,15 +156,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(models.MODEL_NAMES))
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--group-size", type=int, default=models.PATTERN_GROUP)
     args = parser.parse_args(argv)
     rows = []
     for name in args.models.split(","):
-        rows.append(study(name))
+        rows.append(study(name, args.group_size))
         print(json.dumps(rows[-1]), flush=True)
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "storage.json"), "w") as f:
+    stem = "storage" if args.group_size == models.PATTERN_GROUP else f"storage_g{args.group_size}"
+    with open(os.path.join(args.out, f"{stem}.json"), "w") as f:
         json.dump(rows, f, indent=1)
-    with open(os.path.join(args.out, "storage.md"), "w") as f:
+    with open(os.path.join(args.out, f"{stem}.md"), "w") as f:
         f.write(markdown(rows))
     print(markdown(rows))
     return 0

@@ -59,7 +59,7 @@ def test_convert_then_inspect(tmp_path):
     result = cocopie("inspect", str(tflite_path))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "LR version 3, 2 layer(s)" in lines[0]
+    assert "LR version 4, 2 layer(s)" in lines[0]
     assert "[4, 3, 3, 3]" in result.stdout and "[5, 3, 3, 4]" in result.stdout
 
 

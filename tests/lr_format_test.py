@@ -48,7 +48,9 @@ def _vector_start(table, slot):
 
 
 def test_inconsistent_bytes_are_errors(monkeypatch):
-    data = bytearray(lr.encode(sample_layers()))
+    with monkeypatch.context() as patch:
+        patch.setattr(lr, "_compact_ids", lambda ids, num_patterns: None)  # the plain form
+        data = bytearray(lr.encode(sample_layers()))
     with pytest.raises(lr.LRFormatError, match="trailing"):
         lr.decode(bytes(data) + b"\0")
     bad_magic = bytes(data[:8]) + b"XPLR" + bytes(data[12:])
@@ -131,7 +133,9 @@ def test_grouped_rows_and_tuning_round_trip():
     assert lr.output_group(ids) == 32
     # One row per group instead of one per channel; the record as a table.
     stored = _root(data).Layers(0)
-    assert stored.KernelPatternLength() == 2 * 3 and stored.OutGroup() == 32
+    # 6 ids, 4 kept: a 1-byte kept bitmap and 4 ids of 3 bits in 2 bytes.
+    assert stored.OutGroup() == 32 and stored.PatternIdBits() == 3
+    assert (stored.KernelKeptLength(), stored.KernelPatternLength()) == (1, 2)
     assert stored.PatternMasksLength() == len(pool)
     assert [stored.Tuning().Entries(i).Target() for i in range(2)] == [b"AVX3", b"NEON"]
     (decoded,) = lr.decode(data)
@@ -215,3 +219,78 @@ def test_kernels_described_are_bounded_before_expanding_rows(monkeypatch):
         lr.decode(data)
     monkeypatch.setattr(lr, "MAX_KERNELS", 7)
     assert [layer.kernel_pattern.shape for layer in lr.decode(data)] == [(2, 3), (1, 1)]
+
+
+def test_free_patterns_are_stored_as_a_kept_bitmap_and_packed_ids():
+    pool = patterns.default_pattern_pool()  # 8 patterns: 3 bits per id
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, len(pool), size=(64, 96)).astype(np.uint8)
+    ids[rng.random(ids.shape) < 0.72] = lr.REMOVED_KERNEL
+    data = lr.encode([lr.LRLayer(0, 1, pool, ids)])
+    stored = _root(data).Layers(0)
+    kept = int(np.sum(ids != lr.REMOVED_KERNEL))
+    assert stored.KernelKeptLength() == 64 * 96 // 8
+    assert stored.KernelPatternLength() == -(-kept * 3 // 8)
+    (decoded,) = lr.decode(data)
+    np.testing.assert_array_equal(decoded.kernel_pattern, ids)
+    assert len(data) < 0.3 * ids.size  # the plain form: a byte per kernel
+
+
+def test_version_3_files_are_still_read(monkeypatch):
+    layers = sample_layers()
+    with monkeypatch.context() as patch:
+        patch.setattr(lr, "VERSION", 3)
+        patch.setattr(lr, "_compact_ids", lambda ids, num_patterns: None)
+        data = lr.encode(layers)
+    decoded = lr.decode(data)
+    np.testing.assert_array_equal(decoded[0].kernel_pattern, layers[0].kernel_pattern)
+
+
+def _encode_with_compact_form(monkeypatch, change, version=None):
+    """``sample_layers()`` encoded with its compact form passed through ``change``."""
+    original = lr._compact_ids
+    with monkeypatch.context() as patch:
+        patch.setattr(lr, "_compact_ids", lambda ids, n: change(*original(ids, n)))
+        if version is not None:
+            patch.setattr(lr, "VERSION", version)
+        return lr.encode(sample_layers()[:1])
+
+
+def _set_last_bit(array):
+    array = array.copy()
+    array[-1] |= 0x80
+    return array
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda kept, ids, bits: (_set_last_bit(kept), ids, bits), "unused bits"),
+    (lambda kept, ids, bits: (kept, _set_last_bit(ids), bits), "unused bits"),
+    (lambda kept, ids, bits: (kept, ids[:-1], bits), "bytes of 3-bit fields"),
+    (lambda kept, ids, bits: (np.append(kept, 0), ids, bits), "bytes of 1-bit fields"),
+    (lambda kept, ids, bits: (kept, lr.pack_bits([7, 0, 0, 0, 0], 3), bits),
+     "pattern id out of range"),
+    (lambda kept, ids, bits: (kept, ids, 9), "pattern_id_bits 9 out of range"),
+])
+def test_inconsistent_compact_forms_are_errors(monkeypatch, change, message):
+    pool5 = patterns.default_pattern_pool()[:5]  # 3-bit ids, 5..7 out of range
+    layer = lr.LRLayer(4, 11, pool5, np.array([[0, 3, lr.REMOVED_KERNEL], [4, 1, 2]], np.uint8))
+    original = lr._compact_ids
+    monkeypatch.setattr(lr, "_compact_ids", lambda ids, n: change(*original(ids, n)))
+    data = lr.encode([layer])
+    with pytest.raises(lr.LRFormatError, match=message):
+        lr.decode(data)
+
+
+def test_a_version_3_file_cannot_use_the_compact_form(monkeypatch):
+    data = _encode_with_compact_form(monkeypatch, lambda *compact: compact, version=3)
+    with pytest.raises(lr.LRFormatError, match="kernel_kept in an LR of version 3"):
+        lr.decode(data)
+
+
+def test_stored_version_is_the_files_not_the_librarys(monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(lr, "VERSION", 3)
+        patch.setattr(lr, "_compact_ids", lambda ids, num_patterns: None)
+        old = lr.encode(sample_layers())
+    assert lr.stored_version(old) == 3
+    assert lr.stored_version(lr.encode(sample_layers())) == lr.VERSION == 4

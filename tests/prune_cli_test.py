@@ -167,3 +167,37 @@ def test_prune_refuses_a_malformed_block_size(capsys):
                   "--dense-block-size", "4by4"])
     assert exit_info.value.code == 2
     assert "BHxBW" in one_error_line(capsys, "prune")
+
+
+def test_prune_runs_admm_with_sgd_and_stepwise_updates_by_default(tmp_path, monkeypatch,
+                                                                  capsys):
+    # Adam in the ADMM phase kept W from following Z (bench/cocogen_study.md); the
+    # default ADMM phase is SGD with Z/U updates every 16 steps, fine-tuning keeps --optimizer.
+    from cocopie_keras.sparsity import recipe
+
+    model_path, data_path = tmp_path / "m.keras", tmp_path / "d.npz"
+    small_classifier().save(model_path)
+    rng = np.random.default_rng(0)
+    np.savez(data_path, x_train=rng.normal(size=(16, 8, 8, 1)), y_train=rng.integers(0, 3, 16),
+             x_test=rng.normal(size=(8, 8, 8, 1)), y_test=rng.integers(0, 3, 8))
+    seen = {}
+
+    def record_call(model, train, compile_fn, config, **kwargs):
+        seen.update(kwargs)
+        for phase, compile_phase in (("admm", compile_fn), ("finetune",
+                                                             kwargs["finetune_compile_fn"])):
+            copy = keras.models.clone_model(model)
+            compile_phase(copy)
+            seen[phase] = copy.optimizer
+        raise RuntimeError("stop after recording the call")
+
+    monkeypatch.setattr(recipe, "admm_prune", record_call)
+    code = cli.main(["prune", str(model_path), "--data", str(data_path),
+                     "-o", str(tmp_path / "p.keras"), "--verbose", "0"])
+    assert code == 1 and "stop after recording" in capsys.readouterr().err
+    assert isinstance(seen["admm"], keras.optimizers.SGD)
+    assert float(seen["admm"].learning_rate) == pytest.approx(0.01)
+    assert isinstance(seen["finetune"], keras.optimizers.Adam)
+    assert (seen["update_every"], seen["update_unit"]) == (16, "step")
+    rho = seen["rho"]
+    assert (rho.initial, rho.multiplier, rho.maximum) == (0.1, 1.047, 1.0)

@@ -32,9 +32,10 @@ def run(args):
     if not has_lr:
         print(f"{args.model}: no cocopie LR (the delegate will leave it to stock kernels)")
         return 0
-    from cocopie_keras.converter import lr
+    from cocopie_keras.converter import conversion, lr
 
-    print(f"{args.model}: LR version {lr.VERSION}, {len(layers)} layer(s)")
+    version = lr.stored_version(conversion.read_lr_bytes(data))
+    print(f"{args.model}: LR version {version}, {len(layers)} layer(s)")
     if cpu:
         print(f"this CPU: {cpu['simd_target']}, the block kernel computes "
               f"{cpu['preferred_channel_block']} output channels together (block_padding "

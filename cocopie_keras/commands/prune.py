@@ -71,9 +71,21 @@ def add_arguments(parser):
                               help="flip-crop: horizontal flip + random crop of the image "
                                    "padded by --crop-pad pixels (reflected)")
     recipe_group.add_argument("--crop-pad", type=int, default=4)
-    parser.add_argument("--rho", type=float, default=0.1, help="initial ADMM rho")
-    parser.add_argument("--rho-growth", type=float, default=1.2, help="rho multiplier per update")
-    parser.add_argument("--update-every", type=int, default=1, help="epochs between Z/U updates")
+    admm_group = parser.add_argument_group(
+        "ADMM phase", "the W-step runs with SGD by default: Adam normalizes each weight's "
+        "step, so the pull toward the patterns does not grow with rho and ADMM does not "
+        "converge in a few epochs (bench/cocogen_study.md, 'ADMM vs one-shot')")
+    admm_group.add_argument("--admm-optimizer", choices=("sgd", "adam"), default="sgd",
+                            help="sgd: Nesterov momentum 0.9")
+    admm_group.add_argument("--admm-learning-rate", type=float, default=0.01,
+                            help="the rate, or the one-cycle peak (--admm-schedule)")
+    admm_group.add_argument("--rho", type=float, default=0.1, help="initial ADMM rho")
+    admm_group.add_argument("--rho-growth", type=float, default=1.047,
+                            help="rho multiplier per Z/U update")
+    admm_group.add_argument("--rho-max", type=float, default=1.0, help="rho stops growing here")
+    admm_group.add_argument("--update-every", type=int, default=16,
+                            help="Z/U update period, in --update-unit")
+    admm_group.add_argument("--update-unit", choices=("step", "epoch"), default="step")
     parser.add_argument("--log-dir", help="TensorBoard directory for ADMM summaries")
     parser.add_argument("--plot", help="PNG of the pattern histogram and per-layer density")
     parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
@@ -190,16 +202,24 @@ def check_data(model, arrays):
                              f"{classes} outputs. Received: labels from {low} to {high}")
 
 
-def _phase_compiler(args, from_logits, one_hot, steps_per_epoch, schedule, epochs):
-    """``compile_fn(model)`` for one phase: a fresh optimizer, the recipe's rate."""
+def _phase_compiler(args, from_logits, one_hot, steps_per_epoch, phase):
+    """``compile_fn(model)`` for ``phase`` (``"admm"`` or ``"finetune"``): a
+    fresh optimizer with that phase's optimizer, rate and schedule."""
     from cocopie_keras import training
 
+    if phase == "admm":
+        optimizer, rate = args.admm_optimizer, args.admm_learning_rate
+        schedule, epochs = args.admm_schedule, args.admm_epochs
+    else:
+        optimizer, rate = args.optimizer, args.learning_rate
+        schedule, epochs = args.schedule, args.finetune_epochs
+
     def compile_model(model):
-        rate, total = args.learning_rate, steps_per_epoch * epochs
+        learning_rate, total = rate, steps_per_epoch * epochs
         if schedule == "one-cycle" and total > 1:
             warmup = min(total - 1, max(1, int(steps_per_epoch * args.warmup_epochs)))
-            rate = training.OneCycle(rate, total, warmup)
-        training.compile_classifier(model, args.optimizer, rate, args.weight_decay,
+            learning_rate = training.OneCycle(rate, total, warmup)
+        training.compile_classifier(model, optimizer, learning_rate, args.weight_decay,
                                     args.label_smoothing, one_hot=one_hot,
                                     from_logits=from_logits)
 
@@ -208,6 +228,9 @@ def _phase_compiler(args, from_logits, one_hot, steps_per_epoch, schedule, epoch
 
 def _check_recipe(args):
     for name, value, ok in (("learning_rate", args.learning_rate, args.learning_rate > 0),
+                            ("admm_learning_rate", args.admm_learning_rate,
+                             args.admm_learning_rate > 0),
+                            ("update_every", args.update_every, args.update_every >= 1),
                             ("warmup_epochs", args.warmup_epochs, args.warmup_epochs >= 0),
                             ("weight_decay", args.weight_decay, args.weight_decay >= 0),
                             ("label_smoothing", args.label_smoothing,
@@ -215,7 +238,7 @@ def _check_recipe(args):
                             ("crop_pad", args.crop_pad, args.crop_pad >= 0)):
         if not ok:
             raise ValueError(f"Expected a valid {name} (rates > 0, label smoothing in [0, 1), "
-                             f"the others >= 0). Received: {name}={value}")
+                             f"update_every >= 1, the others >= 0). Received: {name}={value}")
 
 
 def _training_data(args, model, train, test):
@@ -266,6 +289,7 @@ def run(args):
         dense_block_size=args.dense_block_size,
         dense_connectivity_rate=args.dense_connectivity_rate)
     config.resolve(model)
+    rho = sparsity.RhoSchedule(args.rho, args.rho_growth, args.rho_max)
     if os.path.isdir(args.data):  # say how the images are fed (see --image-scale)
         print(f"images of {args.data} fed as pixels 0-255 times {args.image_scale:g}")
     (x_train, y_train), (x_test, y_test) = load_data(args.data, image_size, args.image_scale)
@@ -275,19 +299,17 @@ def run(args):
     train, test, steps = _training_data(args, model, (x_train, y_train), (x_test, y_test))
     one_hot = args.augment != "none" or args.label_smoothing > 0
 
-    def compiler(schedule, epochs):
-        return _phase_compiler(args, from_logits, one_hot, steps, schedule, epochs)
+    def compiler(phase):
+        return _phase_compiler(args, from_logits, one_hot, steps, phase)
 
-    compiler("constant", 0)(model)
+    compiler("finetune")(model)  # for the dense model's score
     dense_accuracy = model.evaluate(*test, verbose=0)[1]
     result = recipe.admm_prune(
-        model, train, compiler(args.admm_schedule, args.admm_epochs), config,
+        model, train, compiler("admm"), config,
         admm_epochs=args.admm_epochs, finetune_epochs=args.finetune_epochs,
-        batch_size=args.batch_size, steps_per_epoch=steps,
-        rho=sparsity.RhoSchedule(args.rho, args.rho_growth, max(args.rho, 10.0)),
-        update_every=args.update_every, update_unit="epoch", log_dir=args.log_dir,
-        verbose=args.verbose,
-        finetune_compile_fn=compiler(args.schedule, args.finetune_epochs))
+        batch_size=args.batch_size, steps_per_epoch=steps, rho=rho,
+        update_every=args.update_every, update_unit=args.update_unit, log_dir=args.log_dir,
+        verbose=args.verbose, finetune_compile_fn=compiler("finetune"))
     pruned_accuracy = result.model.evaluate(*test, verbose=0)[1]
     with atomic_write.atomic_path(args.output, suffix=".keras") as temporary:
         result.model.save(temporary)

@@ -83,10 +83,77 @@ bool CheckShape(const fbs::Layer& t, size_t num_patterns, const std::string& whe
   return true;
 }
 
-bool ParseLayer(const fbs::Layer& t, uint32_t index, LrLayer* layer, std::string* error) {
+// Field `index` of `bits` bits from a little-endian bit stream (bit n is
+// bit n % 8 of byte n / 8), as the schema packs kernel_kept and the compact
+// kernel_pattern.
+uint32_t PackedField(const flatbuffers::Vector<uint8_t>& bytes, size_t index, int bits) {
+  uint32_t value = 0;
+  for (int b = 0; b < bits; ++b) {
+    const size_t bit = index * bits + b;
+    value |= static_cast<uint32_t>((bytes.Get(static_cast<flatbuffers::uoffset_t>(bit / 8)) >>
+                                    (bit % 8)) & 1u) << b;
+  }
+  return value;
+}
+
+// True when `bytes` holds exactly ceil(count * bits / 8) bytes and no bit
+// past count * bits is set (the schema's canonical packing).
+bool PackedSizeIsExact(const flatbuffers::Vector<uint8_t>& bytes, size_t count, int bits) {
+  const size_t used_bits = count * static_cast<size_t>(bits);
+  if (bytes.size() != (used_bits + 7) / 8) return false;
+  if (used_bits % 8 == 0) return true;
+  const uint8_t last = bytes.Get(static_cast<flatbuffers::uoffset_t>(bytes.size() - 1));
+  return (last >> (used_bits % 8)) == 0;
+}
+
+// The [group][in] pattern ids of `t`, from the plain form (a byte per id) or
+// the compact one (kept bitmap + bit-packed ids of the kept kernels).
+bool ReadKernelPattern(const fbs::Layer& t, size_t kernels, uint32_t version,
+                       const std::string& where, LrLayer* layer, std::string* error) {
+  const auto* ids = t.kernel_pattern();
+  const auto* kept = t.kernel_kept();
+  if (kept == nullptr) {
+    if (t.pattern_id_bits() != 0) return Fail(error, where + "pattern_id_bits without kernel_kept");
+    const size_t held = ids == nullptr ? 0 : ids->size();
+    if (held != kernels) {
+      return Fail(error, where + "holds " + std::to_string(held) +
+                             " kernel pattern ids, needs " + std::to_string(kernels));
+    }
+    layer->kernel_pattern.assign(ids->begin(), ids->end());
+    return true;
+  }
+  if (version < 4) {
+    return Fail(error, where + "kernel_kept in an LR of version " + std::to_string(version));
+  }
+  const int bits = t.pattern_id_bits();
+  if (bits < 1 || bits > 8) {
+    return Fail(error, where + "pattern_id_bits " + std::to_string(bits) + " out of range 1..8");
+  }
+  if (!PackedSizeIsExact(*kept, kernels, 1)) {
+    return Fail(error, where + "kernel_kept does not hold exactly " + std::to_string(kernels) +
+                           " bits (unused bits 0)");
+  }
+  size_t num_kept = 0;
+  for (size_t k = 0; k < kernels; ++k) num_kept += PackedField(*kept, k, 1);
+  if (ids == nullptr ? num_kept != 0 : !PackedSizeIsExact(*ids, num_kept, bits)) {
+    return Fail(error, where + "kernel_pattern does not hold exactly " +
+                           std::to_string(num_kept) + " ids of " + std::to_string(bits) +
+                           " bits (unused bits 0)");
+  }
+  layer->kernel_pattern.assign(kernels, kRemovedKernel);
+  size_t next = 0;
+  for (size_t k = 0; k < kernels; ++k) {
+    if (PackedField(*kept, k, 1) != 0) {
+      layer->kernel_pattern[k] = static_cast<uint8_t>(PackedField(*ids, next++, bits));
+    }
+  }
+  return true;
+}
+
+bool ParseLayer(const fbs::Layer& t, uint32_t index, uint32_t version, LrLayer* layer,
+                std::string* error) {
   const std::string where = "LR layer " + std::to_string(index) + ": ";
   const auto* masks = t.pattern_masks();
-  const auto* ids = t.kernel_pattern();
   const size_t num_patterns = masks == nullptr ? 0 : masks->size();
   if (!CheckShape(t, num_patterns, where, error)) return false;
   layer->op_index = t.op_index();
@@ -110,14 +177,10 @@ bool ParseLayer(const fbs::Layer& t, uint32_t index, LrLayer* layer, std::string
     layer->pattern_masks[p] = mask;
   }
   const size_t groups = (t.out_channels() + t.out_group() - 1) / t.out_group();
-  const size_t kernels = groups * t.in_channels();
-  const size_t held = ids == nullptr ? 0 : ids->size();
-  if (held != kernels) {
-    return Fail(error, where + "holds " + std::to_string(held) +
-                           " kernel pattern ids, needs " + std::to_string(kernels));
+  if (!ReadKernelPattern(t, groups * t.in_channels(), version, where, layer, error)) {
+    return false;
   }
-  layer->kernel_pattern.assign(ids->begin(), ids->end());
-  for (size_t k = 0; k < kernels; ++k) {
+  for (size_t k = 0; k < layer->kernel_pattern.size(); ++k) {
     const uint8_t id = layer->kernel_pattern[k];
     if (id != kRemovedKernel && id >= num_patterns) {
       return Fail(error, where + "kernel " + std::to_string(k) + " names pattern " +
@@ -185,9 +248,10 @@ bool ParseLayerwiseRepresentation(const uint8_t* data, size_t size,
   const fbs::LayerwiseRepresentation* root =
       fbs::GetSizePrefixedLayerwiseRepresentation(aligned.data());
   out->version = root->version();
-  if (out->version != kLrVersion) {
+  if (out->version < kOldestReadLrVersion || out->version > kLrVersion) {
     return Fail(error, "LR version " + std::to_string(out->version) +
-                           " is not supported (this delegate reads version " +
+                           " is not supported (this delegate reads versions " +
+                           std::to_string(kOldestReadLrVersion) + ".." +
                            std::to_string(kLrVersion) + ")");
   }
   const size_t num_layers = root->layers() == nullptr ? 0 : root->layers()->size();
@@ -206,6 +270,7 @@ bool ParseLayerwiseRepresentation(const uint8_t* data, size_t size,
   for (size_t i = 0; i < num_layers; ++i) {
     const auto* layer = root->layers()->Get(static_cast<flatbuffers::uoffset_t>(i));
     described += (layer->kernel_pattern() == nullptr ? 0 : layer->kernel_pattern()->size()) +
+                 (layer->kernel_kept() == nullptr ? 0 : layer->kernel_kept()->size()) +
                  sizeof(uint32_t) *
                      (layer->pattern_masks() == nullptr ? 0 : layer->pattern_masks()->size());
     if (described > size) {
@@ -214,7 +279,9 @@ bool ParseLayerwiseRepresentation(const uint8_t* data, size_t size,
                              "but the buffer holds " + std::to_string(size) +
                              " (layers sharing stored vectors)");
     }
-    if (!ParseLayer(*layer, static_cast<uint32_t>(i), &out->layers[i], error)) return false;
+    if (!ParseLayer(*layer, static_cast<uint32_t>(i), out->version, &out->layers[i], error)) {
+      return false;
+    }
   }
   uint32_t duplicate = 0;
   if (!out->Reindex(&duplicate)) {

@@ -33,7 +33,9 @@
 namespace cocopie {
 
 inline constexpr char kLrMetadataName[] = "cocopie_lr";
-inline constexpr uint32_t kLrVersion = 3;
+inline constexpr uint32_t kLrVersion = 4;
+// Version 3 is version 4 without the compact kernel_kept form; still read.
+inline constexpr uint32_t kOldestReadLrVersion = 3;
 inline constexpr uint8_t kRemovedKernel = 0xFF;
 // Upper bounds that keep a hostile file from asking for absurd allocations.
 // Counts are also checked against the buffer's size before anything is

@@ -19,6 +19,7 @@
 
 #include "delegate/lr/lr_format.h"
 #include "delegate/lr/lr_schema.h"
+#include "delegate/lr/lr_testing.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // A copy of exactly `size` bytes, so that the sanitizer sees any over-read.
@@ -80,8 +81,14 @@ std::vector<uint8_t> RandomLr(std::mt19937* rng) {
     for (int k = 0; k < (out_c + group - 1) / group * in_c; ++k) {
       ids.push_back((*rng)() % 5 == 0 ? cocopie::kRemovedKernel : (*rng)() % patterns);
     }
+    // Half of the layers in the compact form (kept bitmap + packed ids).
+    const bool compact = (*rng)() % 2 == 0;
+    const int id_bits = 2;  // patterns <= 4
+    const cocopie::CompactIds packed = cocopie::CompactForm(ids, id_bits);
     const auto mask_vector = fbb.CreateVector(masks);
-    const auto id_vector = fbb.CreateVector(ids);
+    const auto id_vector = fbb.CreateVector(compact ? packed.ids : ids);
+    const auto kept_vector = compact ? fbb.CreateVector(packed.kept)
+                                     : flatbuffers::Offset<flatbuffers::Vector<uint8_t>>();
     flatbuffers::Offset<fbs::TuningRecord> record;
     if (tuning > 0) {
       std::vector<flatbuffers::Offset<fbs::TuningEntry>> entries;
@@ -94,7 +101,8 @@ std::vector<uint8_t> RandomLr(std::mt19937* rng) {
       record = fbs::CreateTuningRecord(fbb, fbb.CreateVector(entries));
     }
     layers.push_back(fbs::CreateLayer(fbb, l, (*rng)() % 50, out_c, in_c, 3, 3, 4, group,
-                                      mask_vector, id_vector, record));
+                                      mask_vector, id_vector, record, kept_vector,
+                                      compact ? id_bits : 0));
   }
   const auto layer_vector = fbb.CreateVector(layers);
   fbs::FinishSizePrefixedLayerwiseRepresentationBuffer(

@@ -8,6 +8,7 @@
 
 #include "delegate/tuning/kernel_tuning.h"
 #include "delegate/lr/lr_schema.h"
+#include "delegate/lr/lr_testing.h"
 #include "gtest/gtest.h"
 
 namespace cocopie {
@@ -38,6 +39,17 @@ class LrBuilder {
     }
     layers_.push_back(fbs::CreateLayer(fbb_, op, tensor, out_c, in_c, kh, kw, entries,
                                        out_group, mask_vector, id_vector, record));
+    return *this;
+  }
+  // A layer in the compact form: kept bitmap + bit-packed ids, as given.
+  LrBuilder& CompactLayer(uint32_t op, uint32_t out_c, uint32_t in_c,
+                          std::vector<uint32_t> masks, const CompactIds& compact,
+                          uint8_t bits) {
+    const auto mask_vector = fbb_.CreateVector(masks);
+    const auto id_vector = fbb_.CreateVector(compact.ids);
+    const auto kept_vector = fbb_.CreateVector(compact.kept);
+    layers_.push_back(fbs::CreateLayer(fbb_, op, 1, out_c, in_c, 3, 3, 4, 1, mask_vector,
+                                       id_vector, 0, kept_vector, bits));
     return *this;
   }
   // The same layer table `count` more times (a buffer no converter writes).
@@ -357,6 +369,69 @@ TEST(LrFormat, FindByOpSeesLayersAddedAfterParsing) {
   ASSERT_TRUE(lr.Reindex());
   EXPECT_EQ(lr.FindByOp(7), &lr.layers[0]);
   EXPECT_EQ(lr.FindByOp(0), nullptr);
+}
+
+
+const std::vector<uint8_t> kFreeIds = {0, 1, kRemovedKernel, 1, kRemovedKernel, 0};
+
+TEST(LrFormat, CompactFormReadsAsThePlainOne) {
+  LayerwiseRepresentation compact, plain;
+  std::string error;
+  ASSERT_TRUE(Parse(LrBuilder().CompactLayer(0, 2, 3, {kT, kSquare}, CompactForm(kFreeIds, 1), 1)
+                        .bytes(),
+                    &compact, &error))
+      << error;
+  ASSERT_TRUE(Parse(LrBuilder().Layer(0, 1, 2, 3, 3, 3, {kT, kSquare}, 4, kFreeIds).bytes(),
+                    &plain, &error))
+      << error;
+  EXPECT_EQ(compact.layers[0].kernel_pattern, plain.layers[0].kernel_pattern);
+  EXPECT_EQ(compact.layers[0].kernel_pattern, kFreeIds);
+}
+
+TEST(LrFormat, Version3IsStillReadButHasNoCompactForm) {
+  LayerwiseRepresentation lr;
+  std::string error;
+  EXPECT_TRUE(Parse(LrBuilder(3).Layer(0, 1, 2, 3, 3, 3, {kT, kSquare}, 4, kFreeIds).bytes(),
+                    &lr, &error))
+      << error;
+  EXPECT_FALSE(Parse(LrBuilder(3).CompactLayer(0, 2, 3, {kT, kSquare},
+                                               CompactForm(kFreeIds, 1), 1).bytes(),
+                     &lr, &error));
+  EXPECT_NE(error.find("kernel_kept in an LR of version 3"), std::string::npos) << error;
+}
+
+TEST(LrFormat, RejectsInconsistentCompactForms) {
+  // 5 patterns: ids of 3 bits (5..7 out of range); 4 kept ids use 12 of 16 bits.
+  const std::vector<uint32_t> masks = {kT, kSquare, kT, kSquare, kT};
+  const CompactIds good = CompactForm(kFreeIds, 3);
+  CompactIds kept_padding = good, ids_padding = good, short_ids = good, long_kept = good,
+             bad_id = good;
+  kept_padding.kept.back() |= 0x80;
+  ids_padding.ids.back() |= 0x80;
+  short_ids.ids.pop_back();
+  long_kept.kept.push_back(0);
+  bad_id.ids = PackBits({5, 0, 0, 0}, 3);
+  const struct {
+    CompactIds compact;
+    uint8_t bits;
+    const char* message;
+  } cases[] = {
+      {kept_padding, 3, "kernel_kept does not hold exactly 6 bits"},
+      {long_kept, 3, "kernel_kept does not hold exactly 6 bits"},
+      {ids_padding, 3, "kernel_pattern does not hold exactly 4 ids of 3 bits"},
+      {short_ids, 3, "kernel_pattern does not hold exactly 4 ids of 3 bits"},
+      {bad_id, 3, "names pattern 5 but the table has 5"},
+      {good, 0, "pattern_id_bits 0 out of range"},
+      {good, 9, "pattern_id_bits 9 out of range"},
+  };
+  for (const auto& c : cases) {
+    LayerwiseRepresentation lr;
+    std::string error;
+    EXPECT_FALSE(Parse(LrBuilder().CompactLayer(0, 2, 3, masks, c.compact, c.bits).bytes(), &lr,
+                       &error))
+        << c.message;
+    EXPECT_NE(error.find(c.message), std::string::npos) << error;
+  }
 }
 
 }  // namespace
