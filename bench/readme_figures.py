@@ -202,7 +202,8 @@ def whole_model_ms(docs, model):
 
 STORAGE_NAMES = {"vgg16": "VGG-16 224", "resnet50": "ResNet-50 224",
                  "mobilenetv2": "MobileNetV2 224", "vgg16_cifar": "VGG-16 CIFAR",
-                 "resnet20_cifar": "ResNet-20 CIFAR"}
+                 "resnet20_cifar": "ResNet-20 CIFAR",
+                 "cocopie_prune_mnist_cnn.keras": "MNIST CNN, `cocopie prune`"}
 
 
 def storage_range(docs, source="storage"):
@@ -221,7 +222,7 @@ def storage_table(docs, source="storage"):
              "|---|---|---|---|---|---|---|---|"]
     for r in docs[source]:
         files, filters = r["file_bytes"], r["filter_bytes"]
-        lines.append(f"| {STORAGE_NAMES[r['model']]} | {r['pattern_layers']} | "
+        lines.append(f"| {STORAGE_NAMES.get(r['model'], r['model'])} | {r['pattern_layers']} | "
                      f"{mb(files['dense'])} | {mb(files['tflite_sparsity'])} | "
                      f"{mb(files['cocopie'])} | {filters['tflite_sparsity'] / 1e6:.2f} MB | "
                      f"{filters['cocopie'] / 1e6:.2f} MB | "

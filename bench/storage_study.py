@@ -96,15 +96,21 @@ def outputs_identical(first, second, shape):
     return bool(np.array_equal(a, b))
 
 
-def study(name, group_size):
+def study(name, group_size, keras_path=None):
+    """One row; ``keras_path``: a model pruned elsewhere (e.g. by ``cocopie
+    prune``), stored as it is, instead of the benchmark model ``name``."""
+    import keras
     import tensorflow as tf
 
     from cocopie_keras.bench import models
     from cocopie_keras.converter import conversion
 
     start = time.perf_counter()
-    model = models.build_model(name)
-    models.apply_variant(model, "pattern_conn", group_size=group_size)
+    if keras_path:
+        model = keras.saving.load_model(keras_path, compile=False)
+    else:
+        model = models.build_model(name)
+        models.apply_variant(model, "pattern_conn", group_size=group_size)
     dense = conversion.convert(model, compact=False)
     ours = conversion.convert(model)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -115,7 +121,7 @@ def study(name, group_size):
     lr_bytes = len(conversion.read_lr_bytes(ours))
     row = {
         "model": name,
-        "group_size": group_size,
+        "group_size": None if keras_path else group_size,
         "pattern_layers": len(ordinals),
         "file_bytes": {"dense": len(dense), "tflite_sparsity": len(tflite_sparse),
                        "cocopie": len(ours)},
@@ -150,6 +156,16 @@ def markdown(rows):
     return format_table(header, lines, markdown=True) + "\n"
 
 
+def merged_rows(path, rows):
+    """``rows`` after the rows already in ``path`` of the models not measured now,
+    so that adding one model does not cost converting the others again."""
+    if not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        kept = [r for r in json.load(f) if r["model"] not in {n["model"] for n in rows}]
+    return kept + rows
+
+
 def main(argv=None):
     from cocopie_keras.bench import models
 
@@ -157,13 +173,20 @@ def main(argv=None):
     parser.add_argument("--models", default=",".join(models.MODEL_NAMES))
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--group-size", type=int, default=models.PATTERN_GROUP)
+    parser.add_argument("--keras", action="append", default=[], metavar="PATH",
+                        help="also a .keras model pruned elsewhere (cocopie prune), stored "
+                             "as it is; its row is named by the file")
     args = parser.parse_args(argv)
     rows = []
-    for name in args.models.split(","):
+    for name in [n for n in args.models.split(",") if n]:
         rows.append(study(name, args.group_size))
+        print(json.dumps(rows[-1]), flush=True)
+    for path in args.keras:
+        rows.append(study(os.path.basename(path), args.group_size, keras_path=path))
         print(json.dumps(rows[-1]), flush=True)
     os.makedirs(args.out, exist_ok=True)
     stem = "storage" if args.group_size == models.PATTERN_GROUP else f"storage_g{args.group_size}"
+    rows = merged_rows(os.path.join(args.out, f"{stem}.json"), rows)
     with open(os.path.join(args.out, f"{stem}.json"), "w") as f:
         json.dump(rows, f, indent=1)
     with open(os.path.join(args.out, f"{stem}.md"), "w") as f:
