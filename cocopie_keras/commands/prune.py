@@ -51,12 +51,13 @@ def add_arguments(parser):
         "training recipe", "train the way the model was trained (each phase starts a fresh "
         "optimizer; a one-cycle schedule spans one phase)")
     recipe_group.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
-                              help="sgd: Nesterov momentum 0.9")
+                              help="of the fine-tuning phase (the ADMM phase's: "
+                                   "--admm-optimizer); sgd: Nesterov momentum 0.9")
     recipe_group.add_argument("--learning-rate", type=float, default=1e-3,
-                              help="the rate, or the one-cycle peak")
+                              help="fine-tuning's rate, or its one-cycle peak")
     recipe_group.add_argument("--schedule", choices=("constant", "one-cycle"),
                               default="constant",
-                              help="one-cycle: linear warm-up to the rate, then linear decay "
+                              help="of fine-tuning; one-cycle: linear warm-up to the rate, then linear decay "
                                    "to zero over the phase")
     recipe_group.add_argument("--warmup-epochs", type=float, default=0.5,
                               help="one-cycle warm-up")
