@@ -215,7 +215,7 @@ def _refuse_old_versions(data):
     version = struct.unpack_from("<I", data, 4)[0] if len(data) >= 8 else "2 or older"
     raise LRFormatError(
         f"LR version {version} is no longer read; convert the model again with this "
-        f"release (it writes and reads LR version {VERSION})")
+        f"release (it writes LR version {VERSION} and reads {OLDEST_READ_VERSION}..{VERSION})")
 
 
 def _read_ids(table, rows, cin, num_patterns, where, version):
