@@ -117,7 +117,7 @@ $(OUT)/cc_tests: $(SANITIZED_SRC_OBJS) $(SANITIZED_TEST_OBJS)
 KERNEL_BENCH := $(OUT)/pattern_conv_bench
 KERNEL_BENCH_SRCS := delegate/bench/pattern_conv_bench.cc delegate/kernels/pattern_conv.cc \
   delegate/kernels/pattern_conv_simd.cc delegate/kernels/pattern_conv_block.cc delegate/lr/lr_format.cc \
-  delegate/lr/tuning_record.cc delegate/tuning/tuning_record_rules.cc
+  delegate/lr/schema_helpers.cc delegate/lr/tuning_record.cc delegate/tuning/tuning_record_rules.cc
 $(KERNEL_BENCH): $(KERNEL_BENCH_SRCS) $(DELEGATE_HDRS) $(LR_HEADER) | $(OUT)/.apt-stamp
 	g++ -std=c++17 -O3 -I. -I$(GENERATED) -Wall -Werror $(KERNEL_BENCH_SRCS) -o $@ -lhwy -lpthreadpool -lpthread
 
@@ -142,7 +142,8 @@ test-asan: $(ASAN_LIB) install
 	  $(PY) -m pytest -q --capture=sys -p no:cacheprovider \
 	  tests/delegate_conv_test.py tests/delegate_refusal_test.py tests/kernel_tuning_test.py \
 	  tests/compact_storage_test.py tests/delegate_dwconv_test.py \
-	  tests/delegate_shared_test.py tests/tuning_cache_test.py tests/delegate_hostile_test.py
+	  tests/delegate_shared_test.py tests/tuning_cache_test.py tests/delegate_hostile_test.py \
+	  tests/packed_storage_test.py
 
 test-python: install
 	$(PY) -m pytest -q

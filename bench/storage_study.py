@@ -9,7 +9,11 @@ files are written from the same weights:
 * ``dense``: ``cocopie convert`` without compact storage (zeros stored);
 * ``tflite_sparsity``: the stock converter with
   ``tf.lite.Optimize.EXPERIMENTAL_SPARSITY`` (CSR + DENSIFY), no LR;
-* ``cocopie``: ``cocopie convert`` (compact filters + DENSIFY + the LR).
+* ``cocopie``: ``cocopie convert`` (compact filters + DENSIFY + the LR);
+* ``cocopie_delegate_only``: ``cocopie convert --storage delegate-only``
+  (kept values alone behind CocopiePackedFilter + the LR; only the delegate
+  runs it, so its check is the delegate's outputs against stock's on
+  ``dense``).
 
 Reported per model: whole-file bytes, and the bytes of the pruned convolution
 filters alone (values + index arrays of their tensors; for ``cocopie`` plus
@@ -96,6 +100,20 @@ def outputs_identical(first, second, shape):
     return bool(np.array_equal(a, b))
 
 
+def delegate_matches_stock(dense, delegate_only, shape):
+    """Whether the delegate's outputs on the delegate-only file match stock
+    LiteRT's on the dense file (the kernels sum in another order: 1e-4)."""
+    from cocopie_keras.bench import timing
+    from cocopie_keras import delegate
+
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    stock = timing.run(delegate.make_interpreter(dense, use_delegate=False, input_shape=shape), x)
+    ours = timing.run(delegate.make_interpreter(delegate_only, input_shape=shape, num_threads=2,
+                                                tuning="off"), x)
+    scale = float(np.abs(stock).max()) or 1.0
+    return bool(np.allclose(ours, stock, rtol=1e-4, atol=1e-4 * scale))
+
+
 def study(name, group_size, keras_path=None):
     """One row; ``keras_path``: a model pruned elsewhere (e.g. by ``cocopie
     prune``), stored as it is, instead of the benchmark model ``name``."""
@@ -111,8 +129,9 @@ def study(name, group_size, keras_path=None):
     else:
         model = models.build_model(name)
         models.apply_variant(model, "pattern_conn", group_size=group_size)
-    dense = conversion.convert(model, compact=False)
+    dense = conversion.convert(model, storage="dense")
     ours = conversion.convert(model)
+    delegate_only = conversion.convert(model, storage="delegate-only")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     with contextlib.redirect_stdout(io.StringIO()):
@@ -124,18 +143,25 @@ def study(name, group_size, keras_path=None):
         "group_size": None if keras_path else group_size,
         "pattern_layers": len(ordinals),
         "file_bytes": {"dense": len(dense), "tflite_sparsity": len(tflite_sparse),
-                       "cocopie": len(ours)},
+                       "cocopie": len(ours), "cocopie_delegate_only": len(delegate_only)},
         "filter_bytes": {"dense": pattern_filter_bytes(dense, ordinals),
                          "tflite_sparsity": pattern_filter_bytes(tflite_sparse, ordinals),
-                         "cocopie": pattern_filter_bytes(ours, ordinals) + lr_bytes},
+                         "cocopie": pattern_filter_bytes(ours, ordinals) + lr_bytes,
+                         "cocopie_delegate_only": pattern_filter_bytes(delegate_only, ordinals)
+                         + len(conversion.read_lr_bytes(delegate_only))},
         "lr_bytes": lr_bytes,
         "stock_outputs_identical": outputs_identical(
             dense, ours, (1,) + tuple(model.input_shape[1:])),
+        "delegate_only_matches_stock": delegate_matches_stock(
+            dense, delegate_only, (1,) + tuple(model.input_shape[1:])),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    row["filter_ratio_vs_tflite_sparsity"] = round(
-        row["filter_bytes"]["cocopie"] / row["filter_bytes"]["tflite_sparsity"], 3)
-    row["file_ratio_vs_tflite_sparsity"] = round(len(ours) / len(tflite_sparse), 3)
+    for storage in ("cocopie", "cocopie_delegate_only"):
+        prefix = "" if storage == "cocopie" else "delegate_only_"
+        row[f"{prefix}filter_ratio_vs_tflite_sparsity"] = round(
+            row["filter_bytes"][storage] / row["filter_bytes"]["tflite_sparsity"], 3)
+        row[f"{prefix}file_ratio_vs_tflite_sparsity"] = round(
+            row["file_bytes"][storage] / len(tflite_sparse), 3)
     return row
 
 
@@ -144,7 +170,8 @@ def markdown(rows):
 
     header = ["model", "pattern layers", "dense file", "TFLite sparsity file", "cocopie file",
               "pruned filters: TFLite sparsity", "cocopie (+LR)", "ratio",
-              "stock outputs identical"]
+              "stock outputs identical", "delegate-only file", "delegate-only filters (+LR)",
+              "ratio", "delegate matches stock"]
     mb = lambda b: f"{b / 1e6:.2f} MB"  # noqa: E731
     lines = []
     for r in rows:
@@ -152,8 +179,17 @@ def markdown(rows):
         lines.append([r["model"], str(r["pattern_layers"]), mb(f["dense"]),
                       mb(f["tflite_sparsity"]), mb(f["cocopie"]), mb(w["tflite_sparsity"]),
                       mb(w["cocopie"]), f"{r['filter_ratio_vs_tflite_sparsity']:.3f}",
-                      str(r["stock_outputs_identical"])])
+                      str(r["stock_outputs_identical"])] + _delegate_only_cells(r, mb))
     return format_table(header, lines, markdown=True) + "\n"
+
+
+def _delegate_only_cells(row, mb):
+    if "cocopie_delegate_only" not in row["file_bytes"]:  # a row measured before it existed
+        return ["-"] * 4
+    return [mb(row["file_bytes"]["cocopie_delegate_only"]),
+            mb(row["filter_bytes"]["cocopie_delegate_only"]),
+            f"{row['delegate_only_filter_ratio_vs_tflite_sparsity']:.3f}",
+            str(row["delegate_only_matches_stock"])]
 
 
 def merged_rows(path, rows):

@@ -24,6 +24,9 @@ import dataclasses
 
 import numpy as np
 
+from cocopie_keras.converter import lr as lr_lib
+from cocopie_keras.converter import packed
+
 DENSE = 0
 SPARSE_CSR = 1
 _GROUP_CANDIDATES = (64, 32, 16, 8, 4, 2, 1)
@@ -283,8 +286,19 @@ def _opcode_index(model, builtin):
     return len(model.operatorCodes) - 1
 
 
+def _lr_layers(model):
+    """The layers of ``model``'s LR (where a packed filter's weights are)."""
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if name == lr_lib.METADATA_NAME:
+            return lr_lib.decode(np.asarray(model.buffers[entry.buffer].data,
+                                            dtype=np.uint8).tobytes())
+    return []
+
+
 def constant_weights(model, subgraph, tensor_index):
-    """Float32 contents of a tensor that is constant, directly or through DENSIFY.
+    """Float32 contents of a tensor that is constant, directly or through
+    DENSIFY or a delegate-only ``CocopiePackedFilter`` (``converter.packed``).
 
     Returns the dense array, or ``None`` when the tensor is computed at run
     time (or is not float32).
@@ -296,10 +310,15 @@ def constant_weights(model, subgraph, tensor_index):
     shape = tuple(int(d) for d in tensor.shape)
     if tensor.buffer == 0 or model.buffers[tensor.buffer].data is None:
         for op in subgraph.operators:
-            if (list(op.outputs) == [tensor_index]
-                    and _builtin_code(model, op) == schema.BuiltinOperator.DENSIFY):
+            if list(op.outputs) != [tensor_index] or len(op.inputs) != 1:
+                continue
+            if _builtin_code(model, op) == schema.BuiltinOperator.DENSIFY:
                 source = constant_weights(model, subgraph, int(op.inputs[0]))
-                return None if source is None or source.shape != shape else source
+            elif packed.is_packed_filter_op(model, op):
+                source = packed.expanded_filter(model, subgraph, op, _lr_layers(model))
+            else:
+                continue
+            return None if source is None or source.shape != shape else source
         return None
     values = np.frombuffer(model.buffers[tensor.buffer].data.tobytes(), dtype="<f4")
     if tensor.sparsity is not None:
@@ -307,6 +326,17 @@ def constant_weights(model, subgraph, tensor_index):
     if values.size != int(np.prod(shape)):
         return None
     return values.reshape(shape)
+
+
+def tensor_readers(subgraph):
+    """Per tensor of ``subgraph``, how many operator inputs read it (a filter
+    read once can be stored another way without touching another reader)."""
+    uses = np.zeros(len(subgraph.tensors), dtype=np.int64)
+    for op in subgraph.operators:
+        for t in op.inputs:
+            if t >= 0:
+                uses[t] += 1
+    return uses
 
 
 def compact_filters(model, layers):
@@ -321,11 +351,7 @@ def compact_filters(model, layers):
     """
     schema, _ = _schema()
     subgraph = model.subgraphs[0]
-    uses = np.zeros(len(subgraph.tensors), dtype=np.int64)
-    for op in subgraph.operators:
-        for t in op.inputs:
-            if t >= 0:
-                uses[t] += 1
+    uses = tensor_readers(subgraph)
     densify = _opcode_index(model, schema.BuiltinOperator.DENSIFY)
     inserted, rewired = [], {}
     for layer in layers:

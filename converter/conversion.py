@@ -9,6 +9,7 @@ import numpy as np
 from cocopie_keras import patterns as patterns_lib
 from cocopie_keras.converter import compact as compact_lib
 from cocopie_keras.converter import lr as lr_lib
+from cocopie_keras.converter import packed as packed_lib
 from cocopie_keras.converter import records as records_lib
 
 
@@ -20,7 +21,11 @@ def _schema():
     return schema, flatbuffer_utils
 
 
-def convert(model, *, pattern_pool=None, entries=4, optimizations=None, compact=True):
+STORAGES = ("sparse", "dense", "delegate-only")
+"""How ``convert`` stores the filters the LR describes (``storage=``)."""
+
+
+def convert(model, *, pattern_pool=None, entries=4, optimizations=None, storage="sparse"):
     """Converts a Keras model to TFLite flatbuffer bytes carrying the LR.
 
     A model still wrapped by ``cocopie_keras.sparsity`` hands over what
@@ -37,9 +42,14 @@ def convert(model, *, pattern_pool=None, entries=4, optimizations=None, compact=
             with; pattern ids then index this pool.
         entries: cells per pattern when no pool is given.
         optimizations: passed to ``TFLiteConverter.optimizations``.
-        compact: store the described filters in TFLite's sparse format
-            behind DENSIFY operators (``converter.compact``): a smaller file
-            that stock LiteRT still runs. ``False`` keeps dense filters.
+        storage: how the described filters are stored. ``"sparse"`` (the
+            default): TFLite's sparse format behind DENSIFY operators
+            (``converter.compact``), a smaller file that stock LiteRT still
+            runs. ``"dense"``: as the TFLite converter wrote them.
+            ``"delegate-only"``: CONV_2D filters as their kept values alone
+            (``converter.packed``), the smallest file, which only the cocopie
+            delegate runs (stock LiteRT refuses it: unresolved custom op
+            ``CocopiePackedFilter``); other filters stored sparse.
 
     Returns:
         The .tflite file as ``bytes``.
@@ -73,31 +83,44 @@ def convert(model, *, pattern_pool=None, entries=4, optimizations=None, compact=
     # stdout for the caller.
     with contextlib.redirect_stdout(io.StringIO()):
         flatbuffer = converter.convert()
-    return annotate(flatbuffer, pattern_pool=pattern_pool, entries=entries, compact=compact,
+    return annotate(flatbuffer, pattern_pool=pattern_pool, entries=entries, storage=storage,
                     records=records)
 
 
-def annotate(tflite_bytes, *, pattern_pool=None, entries=4, compact=False, records=()):
+def annotate(tflite_bytes, *, pattern_pool=None, entries=4, storage="dense", records=()):
     """Adds (or replaces) the LR of an existing .tflite file.
 
     Args:
         tflite_bytes: a TFLite flatbuffer.
-        pattern_pool, entries, compact: as in ``convert``.
+        pattern_pool, entries: as in ``convert``.
+        storage: as in ``convert``; ``"dense"`` leaves the filters as they are.
         records: ``converter.records.PruningRecord`` list of the model's
             pruned layers (``records_of``), used where they fit the weights.
 
     Returns:
-        New flatbuffer bytes: the same model plus the metadata entry (and,
-        with ``compact``, the described filters stored sparse).
+        New flatbuffer bytes: the same model plus the metadata entry (and
+        the described filters stored as ``storage`` says).
     """
+    if storage not in STORAGES:
+        raise ValueError(f"Expected storage in {STORAGES}. Received: storage={storage!r}")
     _, flatbuffer_utils = _schema()
     model = _read(tflite_bytes)
     layers = describe_pattern_convs(model, pattern_pool=pattern_pool, entries=entries,
                                     records=records)
-    if compact:
+    if storage == "delegate-only":
+        layers = packed_lib.pack_filters(model, layers, is_depthwise)
+    if storage != "dense":
         layers = compact_lib.compact_filters(model, layers)
     _set_metadata(model, lr_lib.METADATA_NAME, lr_lib.encode(layers))
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def is_delegate_only(tflite_bytes):
+    """Whether the file holds delegate-only filters (``storage="delegate-only"``),
+    which stock runtimes cannot run."""
+    model = _read(tflite_bytes)
+    return any(packed_lib.is_packed_filter_op(model, op)
+               for subgraph in model.subgraphs for op in subgraph.operators or [])
 
 
 def write_lr(tflite_bytes, layers):
@@ -329,6 +352,9 @@ def check_lr(tflite_bytes):
             weights = compact_lib.constant_weights(model, subgraph, layer.filter_tensor)
         except compact_lib.SparseFormatError as error:
             problems.append(f"{where}: sparse filter is malformed: {error}")
+            continue
+        except packed_lib.PackedFormatError as error:
+            problems.append(f"{where}: packed filter is malformed: {error}")
             continue
         mask = depthwise_filter_mask(layer) if depthwise else layer.kept_mask_ohwi()
         if weights is None or weights.shape != mask.shape:

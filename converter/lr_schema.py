@@ -15,8 +15,8 @@ import struct
 
 try:
     # Re-exported: lr.py and kernel_tuning.py use them as schema.<Table>.
-    from cocopie_keras.converter.lr_fbs import (Layer, LayerwiseRepresentation, TuningEntry,
-                                                TuningRecord)
+    from cocopie_keras.converter.lr_fbs import (Layer, LayerwiseRepresentation, PackedValues,
+                                                TuningEntry, TuningRecord)
 except ImportError as error:  # a source checkout that was never built
     raise ImportError(
         "Expected the module cocopie_keras.converter.lr_fbs, which is generated from "
@@ -26,6 +26,7 @@ except ImportError as error:  # a source checkout that was never built
 
 LR_IDENTIFIER = b"CPLR"
 TUNING_IDENTIFIER = b"CPTR"
+PACKED_IDENTIFIER = b"CPPV"
 # Size prefix, root offset, identifier.
 _PREAMBLE = 12
 # What reading a malformed buffer can raise inside the FlatBuffers runtime.

@@ -17,6 +17,7 @@ import numpy as np
 from cocopie_keras.converter import compact
 from cocopie_keras.converter import conversion
 from cocopie_keras.converter import lr as lr_lib
+from cocopie_keras.converter import packed
 from cocopie_keras.converter import kernel_tuning as tuning_lib
 
 
@@ -50,6 +51,9 @@ def _report(layer, name, weights):
     nonzero = int(np.count_nonzero(weights)) if weights is not None else None
     fkw = None if weights is None else compact.encode_filter(weights).nbytes()
     csr = None if weights is None else compact.encode_csr(weights).nbytes()
+    packed_bytes = None
+    if weights is not None and weights.shape == layer.kept_mask_ohwi().shape:
+        packed_bytes = len(packed.encode_values(packed.values_in_lr_order(weights, layer)))
     return {
         "name": name,
         "op_index": layer.op_index,
@@ -66,6 +70,8 @@ def _report(layer, name, weights):
         "nonzero_weights": nonzero,
         "csr_bytes": csr,
         "fkw_bytes": fkw,
+        # The delegate-only storage's buffer (convert --storage delegate-only).
+        "packed_bytes": packed_bytes,
         "tuning": _tuning(layer),
     }
 

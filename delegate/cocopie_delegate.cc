@@ -57,8 +57,8 @@ bool LoadLr(TfLiteContext* context, DelegateState* state) {
   return true;
 }
 
-// The nodes the LR describes that may run here, each DENSIFY feeding one
-// of them right after it (see FindDensifyFeeds).
+// The nodes the LR describes that may run here, each filter feed (DENSIFY,
+// CocopiePackedFilter) of one of them right after it (see FindFilterFeeds).
 struct Claim {
   std::vector<int> nodes;
   int convolutions = 0;
@@ -69,7 +69,7 @@ struct Claim {
 // node is reported once and left to the stock kernels.
 TfLiteStatus ClaimDescribedNodes(TfLiteContext* context, DelegateState* state,
                                  const TfLiteIntArray* plan,
-                                 const std::map<int, DensifyFeed>& feeds, Claim* claim) {
+                                 const std::map<int, FilterFeed>& feeds, Claim* claim) {
   state->sparse_filters().clear();
   for (int i = 0; i < plan->size; ++i) {
     NodeQuery query;
@@ -93,29 +93,35 @@ TfLiteStatus ClaimDescribedNodes(TfLiteContext* context, DelegateState* state,
                         "describes it; left to stock kernels");
       continue;
     }
-    if (StockPreferredByLr(state, *query.layer, query.node_index)) continue;
     const std::string kind = std::string(" (") + handler->op_name + ")";
-    const DensifyFeed* feed = nullptr;
+    const FilterFeed* feed = nullptr;
     if (node->inputs != nullptr && node->inputs->size >= 2) {
       auto found = feeds.find(node->inputs->data[1]);
       if (found != feeds.end()) feed = &found->second;
     }
+    // A packed filter exists only for the delegate: the stock kernels could
+    // not read it, so a stored preference for them does not apply.
+    const bool delegate_only = feed != nullptr && feed->packed;
+    if (!delegate_only && StockPreferredByLr(state, *query.layer, query.node_index)) continue;
+    const std::string refused = delegate_only
+        ? " cannot run (its filter is stored for the cocopie delegate only): "
+        : " left to stock kernels: ";
     if (feed != nullptr) {
       query.sparse_filter = ContextTensor(context, feed->sparse_tensor);
       if (query.sparse_filter == nullptr) {
-        state->ReportOnce(where + kind + " left to stock kernels: DENSIFY input out of range");
+        state->ReportOnce(where + kind + refused + "filter feed input out of range");
         continue;
       }
     }
     const std::string reason = handler->check(query);
     if (!reason.empty()) {
-      state->ReportOnce(where + kind + " left to stock kernels: " + reason);
+      state->ReportOnce(where + kind + refused + reason);
       continue;
     }
     claim->nodes.push_back(query.node_index);
     ++claim->convolutions;
     if (feed != nullptr) {
-      claim->nodes.push_back(feed->densify_node);
+      claim->nodes.push_back(feed->feed_node);
       state->sparse_filters()[query.node_index] = feed->sparse_tensor;
     }
   }
@@ -134,9 +140,11 @@ TfLiteStatus DelegatePrepareUnguarded(TfLiteContext* context, TfLiteDelegate* de
 
   TfLiteIntArray* plan = nullptr;
   if (context->GetExecutionPlan(context, &plan) != kTfLiteOk) return kTfLiteError;
-  if (UndoEarlierDelegation(context, delegate, plan) != kTfLiteOk) return kTfLiteError;
-  std::map<int, DensifyFeed> feeds;
-  if (FindDensifyFeeds(context, plan, &feeds) != kTfLiteOk) return kTfLiteError;
+  if (UndoEarlierDelegation(context, delegate, plan, state->lr()) != kTfLiteOk) {
+    return kTfLiteError;
+  }
+  std::map<int, FilterFeed> feeds;
+  if (FindFilterFeeds(context, plan, &feeds) != kTfLiteOk) return kTfLiteError;
   Claim claim;
   if (ClaimDescribedNodes(context, state, plan, feeds, &claim) != kTfLiteOk) {
     return kTfLiteError;

@@ -86,7 +86,7 @@ def test_convert_over_an_existing_file_with_the_disk_full(tmp_path, model_files,
     converted = (model_files / "m.tflite").read_bytes()
     assert len(converted) > 1024
     # Converted before the limit is set (conversion writes temporary files itself).
-    monkeypatch.setattr(converter, "convert", lambda model, compact=True: converted)
+    monkeypatch.setattr(converter, "convert", lambda model, storage="sparse": converted)
     with FileSizeLimit(1024):
         code = cli.main(["convert", str(model_files / "m.keras"), "-o", str(out)])
     err = capsys.readouterr().err

@@ -117,15 +117,16 @@ def test_inspect_json_reports_sizes_and_patterns(tmp_path):
     assert np.isclose(layer["weight_density"], 4 / 9 * 0.5)
 
 
-def test_convert_no_compact_stores_dense_filters(tmp_path):
+def test_convert_storage_options_order_file_sizes(tmp_path):
     model = conv_stack((8, 8, 16), [dict(filters=32, kernel_size=3, padding="same")])
     pattern_prune(model, connectivity_rate=0.5)
     keras_path = tmp_path / "m.keras"
     model.save(keras_path)
     sizes = {}
-    for flag in ([], ["--no-compact"]):
-        out = tmp_path / f"m{len(flag)}.tflite"
-        result = cocopie("convert", str(keras_path), "-o", str(out), *flag)
+    for storage in ("dense", "sparse", "delegate-only"):
+        out = tmp_path / f"{storage}.tflite"
+        result = cocopie("convert", str(keras_path), "-o", str(out), "--storage", storage)
         assert result.returncode == 0, result.stderr
-        sizes[bool(flag)] = out.stat().st_size
-    assert sizes[False] < 0.6 * sizes[True]
+        sizes[storage] = out.stat().st_size
+    assert sizes["sparse"] < 0.6 * sizes["dense"]
+    assert sizes["delegate-only"] < sizes["sparse"]

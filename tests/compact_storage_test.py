@@ -135,7 +135,7 @@ def codesign_model():
 
 
 def test_compact_file_is_smaller_and_runs_identically_on_stock_runtimes(codesign_model):
-    dense_file = converter.convert(codesign_model, compact=False)
+    dense_file = converter.convert(codesign_model, storage="dense")
     compact_file = converter.convert(codesign_model)
     assert len(compact_file) < 0.6 * len(dense_file)
     assert converter.check_lr(compact_file) == []

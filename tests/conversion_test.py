@@ -31,7 +31,7 @@ def plain_tflite(model):
 def test_pruned_model_gets_an_lr_and_same_outputs_on_stock_litert():
     model = small_model()
     prune_3x3_convs(model, connectivity_rate=0.25)
-    data = convert_lib.convert(model, compact=False)
+    data = convert_lib.convert(model, storage="dense")
     layers = convert_lib.read_lr(data)
     assert [layer.op_index for layer in layers] == [0, 1]
     assert convert_lib.check_lr(data) == []
@@ -52,7 +52,7 @@ def test_patterns_are_read_from_weights_pruned_by_another_tool():
     mask = np.zeros_like(kernel, dtype=bool)
     mask[0, 0] = mask[0, 2] = mask[2, 0] = mask[2, 2] = True  # four corners
     conv.kernel.assign(kernel * mask)
-    data = convert_lib.convert(model, compact=False)
+    data = convert_lib.convert(model, storage="dense")
     (layer,) = convert_lib.read_lr(data)
     assert layer.op_index == 0
     np.testing.assert_array_equal(layer.kept_mask_ohwi(), np.transpose(mask, (3, 0, 1, 2)))
@@ -117,7 +117,7 @@ def test_connectivity_pruned_pointwise_convs_are_described():
     assert convert_lib.read_lr(convert_lib.convert(model)) == []
     kernel[0, 0, :, 2:] = 0.0  # now 13 of 20 removed
     pointwise.kernel.assign(kernel)
-    data = convert_lib.convert(model, compact=False)
+    data = convert_lib.convert(model, storage="dense")
     (layer,) = convert_lib.read_lr(data)
     assert layer.op_index == 2 and layer.kernel_size == (1, 1)
     np.testing.assert_array_equal(

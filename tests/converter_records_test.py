@@ -42,7 +42,7 @@ def test_the_lr_holds_the_pool_and_ids_training_chose():
     cells = np.argwhere(kernel[:, :, i, o] != 0)
     kernel[cells[-1][0], cells[-1][1], i, o] = 0.0
     second.kernel.assign(kernel)
-    layers = converter.read_lr(converter.convert(wrapped, compact=False))
+    layers = converter.read_lr(converter.convert(wrapped, storage="dense"))
     assert len(layers) == 3
     by_op = {layer.op_index: layer for layer in layers}
     first, depthwise, last = (by_op[k] for k in sorted(by_op))

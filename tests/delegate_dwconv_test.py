@@ -51,7 +51,7 @@ def depthwise_model(seed=0):
 @pytest.fixture(scope="module")
 def converted():
     model = depthwise_model()
-    return model, {compact: converter.convert(model, compact=compact)
+    return model, {compact: converter.convert(model, storage="sparse" if compact else "dense")
                    for compact in (False, True)}
 
 

@@ -36,7 +36,7 @@ def conv_model(padding="same", filters=(4,), input_shape=(8, 8, 2), compact_stor
     model = conv_stack(input_shape, [dict(filters=f, kernel_size=3, padding=padding)
                                      for f in filters], seed=1)
     pattern_prune(model, seed=1)
-    return converter.convert(model, compact=compact_storage)
+    return converter.convert(model, storage="sparse" if compact_storage else "dense")
 
 
 def _schema():

@@ -15,11 +15,11 @@ CONVS = [
 ]
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["dense_filters", "compact"])
+@pytest.fixture(scope="module", params=["dense", "sparse"], ids=["dense_filters", "compact"])
 def pruned(request):
     model = conv_stack((10, 10, 3), CONVS, seed=5)
     pattern_prune(model, connectivity_rate=0.2)
-    return model, converter.convert(model, compact=request.param)
+    return model, converter.convert(model, storage=request.param)
 
 
 def both_outputs(data, x):

@@ -98,7 +98,7 @@ def _make_case(keras_model, model_name, variant, directory, threads, seed, layer
     tflite_path = os.path.join(directory, stem + ".tflite")
     compact_path = os.path.join(directory, stem + "_compact.tflite")
     with open(tflite_path, "wb") as f:
-        f.write(converter.convert(keras_model, compact=False))
+        f.write(converter.convert(keras_model, storage="dense"))
     with open(compact_path, "wb") as f:
         f.write(converter.convert(keras_model))
     shape = (1,) + tuple(keras_model.input_shape[1:])

@@ -68,7 +68,9 @@ def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None,
         input_shape: input 0's shape when the model's is not fixed.
         compare_stock: time each delegated layer alone on the delegate and on
             the stock runtime, and store ``stock`` where the delegate is not
-            faster.
+            faster. Ignored for a file with delegate-only filters
+            (``cocopie convert --storage delegate-only``), which stock
+            runtimes cannot run.
 
     Returns:
         ``(tuned_bytes, rows, whole_model)``: the file with tuning records in
@@ -90,6 +92,7 @@ def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None,
     import numpy as np
 
     from cocopie_keras import converter, delegate
+    from cocopie_keras.converter import conversion
 
     if threads < 1:
         raise ValueError(f"Expected threads >= 1. Received: threads={threads}")
@@ -100,7 +103,11 @@ def tune_kernels(data, *, threads=1, cache=None, retune=False, input_shape=None,
     options = {"tuning": "retune" if retune else "on"}
     if cache:
         options["tuning_cache"] = cache
-    probe = delegate.make_interpreter(data, use_delegate=False, num_threads=threads,
+    # Stock runtimes cannot run a file with delegate-only filters: nothing to
+    # compare with, and every layer stays with the delegate.
+    delegate_only = conversion.is_delegate_only(data)
+    compare_stock = compare_stock and not delegate_only
+    probe = delegate.make_interpreter(data, use_delegate=delegate_only, num_threads=threads,
                                       input_shape=input_shape)
     shape = list(probe.get_input_details()[0]["shape"])
     if min(shape) < 1:

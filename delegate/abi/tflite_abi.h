@@ -39,10 +39,12 @@ typedef enum TfLiteStatus {
 } TfLiteStatus;
 
 // Element types; only float32 is computed by the delegate, the integer types
-// are read for PAD's paddings and checked in sparse tensors.
+// are read for PAD's paddings, checked in sparse tensors, and hold packed
+// filters (uint8).
 typedef enum TfLiteType {
   kTfLiteFloat32 = 1,
   kTfLiteInt32 = 2,
+  kTfLiteUInt8 = 3,
   kTfLiteInt64 = 4,
   kTfLiteInt8 = 9,
 } TfLiteType;
@@ -341,6 +343,7 @@ typedef enum TfLiteBuiltinOperator {
   kTfLiteBuiltinConv2d = 3,
   kTfLiteBuiltinDepthwiseConv2d = 4,
   kTfLiteBuiltinMaxPool2d = 17,
+  kTfLiteBuiltinCustom = 32,
   kTfLiteBuiltinPad = 34,
   kTfLiteBuiltinDelegate = 51,
   kTfLiteBuiltinDensify = 124,

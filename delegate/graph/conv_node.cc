@@ -11,6 +11,7 @@
 
 #include "delegate/graph/delegate_state.h"
 #include "delegate/graph/kernel_tuning_search.h"
+#include "delegate/lr/packed_values.h"
 #include "delegate/lr/sparse_weights.h"
 
 namespace cocopie {
@@ -162,8 +163,27 @@ const float* NodeBias(TfLiteContext* context, const TfLiteNode* node) {
 }
 
 std::string ResolveFilterValues(const TfLiteTensor* filter,
-                                const TfLiteTensor* sparse_filter,
+                                const TfLiteTensor* sparse_filter, const LrLayer& layer,
                                 std::vector<float>* storage, const float** values) {
+  if (sparse_filter != nullptr && sparse_filter->type == kTfLiteUInt8) {
+    // CocopiePackedFilter: the layer's kept weights in LR order.
+    const TfLiteIntArray* fd = filter->dims;
+    if (!IsConstantTensor(sparse_filter) || sparse_filter->data.raw == nullptr ||
+        fd == nullptr || fd->size != 4 || fd->data[0] != layer.out_channels ||
+        fd->data[1] != layer.kernel_h || fd->data[2] != layer.kernel_w ||
+        fd->data[3] != layer.in_channels) {
+      return "packed filter is not a constant of a CONV_2D filter the LR describes";
+    }
+    std::vector<float> kept;
+    std::string error;
+    if (!ParsePackedValues(reinterpret_cast<const uint8_t*>(sparse_filter->data.raw),
+                           sparse_filter->bytes, &kept, &error) ||
+        !ExpandPackedFilter(layer, kept, storage, &error)) {
+      return error;
+    }
+    *values = storage->data();
+    return "";
+  }
   if (sparse_filter != nullptr) {
     // The node's filter is computed by DENSIFY; its source must be a sparse
     // constant of the same shape.
@@ -223,7 +243,7 @@ std::string CheckNodeTensors(TfLiteContext* context, const TfLiteNode* node,
     return "filter is tensor " + std::to_string(node->inputs->data[1]) +
            " but the LR names tensor " + std::to_string(layer.filter_tensor);
   }
-  const std::string values = ResolveFilterValues(tensors->filter, sparse_filter,
+  const std::string values = ResolveFilterValues(tensors->filter, sparse_filter, layer,
                                                  &tensors->expanded, &tensors->filter_values);
   if (!values.empty()) return values;
   return CheckOperands(context, node, *tensors, sparse_filter, expected.filter_dims,

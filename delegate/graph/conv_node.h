@@ -36,10 +36,12 @@ std::string CheckBias(TfLiteContext* context, const TfLiteNode* node, int out_ch
 const float* NodeBias(TfLiteContext* context, const TfLiteNode* node);
 
 // Empty, with *values set, when the node's filter values can be read: the
-// constant `filter` itself, or the sparse constant `sparse_filter` that a
-// DENSIFY expands into it (expanded into `storage`); otherwise why not.
+// constant `filter` itself, or the constant `sparse_filter` that a filter
+// feed expands into it (into `storage`): a sparse float32 one (DENSIFY) or a
+// uint8 PackedValues one (CocopiePackedFilter, whose values are `layer`'s
+// kept weights); otherwise why not.
 std::string ResolveFilterValues(const TfLiteTensor* filter,
-                                const TfLiteTensor* sparse_filter,
+                                const TfLiteTensor* sparse_filter, const LrLayer& layer,
                                 std::vector<float>* storage, const float** values);
 
 // The tensors of a CONV_2D or DEPTHWISE_CONV_2D node that passed
@@ -138,8 +140,8 @@ Step MakeConvStep(TfLiteContext* context, int node_index, const TfLiteNode* node
   // The node's check accepted both; the filter is expanded once more here.
   std::vector<float> expanded;
   const float* filter = nullptr;
-  ResolveFilterValues(ContextTensor(context, node->inputs->data[1]), sparse_filter, &expanded,
-                      &filter);
+  ResolveFilterValues(ContextTensor(context, node->inputs->data[1]), sparse_filter, layer,
+                      &expanded, &filter);
   step.weights = pack(layer, filter, NodeBias(context, node));
   return step;
 }

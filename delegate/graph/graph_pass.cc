@@ -1,11 +1,13 @@
 #include "delegate/graph/graph_pass.h"
 
+#include <cstring>
 #include <set>
 #include <string>
 
 #include "delegate/graph/conv_node.h"
 #include "delegate/graph/node_handlers.h"
 #include "delegate/graph/partition_step.h"
+#include "delegate/lr/packed_values.h"
 #include "delegate/lr/sparse_weights.h"
 
 namespace cocopie {
@@ -31,18 +33,46 @@ TfLiteStatus CheckDensifySource(TfLiteContext* context, int node_index,
   return kTfLiteError;
 }
 
+bool IsPackedFilterNode(const TfLiteRegistration& registration) {
+  return registration.builtin_code == kTfLiteBuiltinCustom && registration.custom_name != nullptr &&
+         std::strcmp(registration.custom_name, kPackedFilterOpName) == 0;
+}
+
+// The filter shape an emptied feed output had: the sparse constant's dims
+// for DENSIFY, the LR layer's (out, kh, kw, in) for a packed filter.
+bool FeedOutputDims(const TfLiteRegistration& registration, const TfLiteTensor& source,
+                    int output, const LayerwiseRepresentation& lr, std::vector<int>* dims) {
+  if (!IsPackedFilterNode(registration)) {
+    if (source.dims == nullptr) return false;
+    dims->assign(source.dims->data, source.dims->data + source.dims->size);
+    return true;
+  }
+  for (const LrLayer& layer : lr.layers) {
+    if (static_cast<int>(layer.filter_tensor) == output) {
+      *dims = {layer.out_channels, layer.kernel_h, layer.kernel_w, layer.in_channels};
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
+
+bool IsFilterFeedNode(const TfLiteRegistration& registration) {
+  return registration.builtin_code == kTfLiteBuiltinDensify || IsPackedFilterNode(registration);
+}
 
 // A runtime may undo delegation and call Prepare again on the original graph
 // (tflite-runtime 2.14 does after an input resize). What the earlier
 // application left must not change the answer. Tensors still marked as ours
 // are unmarked: the runtime marks the outputs of the partitions claimed now
 // again, and one whose node is refused now would otherwise stay ours and
-// make the next delegate's claim fail. The dense output of a DENSIFY that
-// our kernel emptied (partition_kernel.cc) gets the filter's shape back
-// (the sparse constant's dims), so its convolution is judged on it.
+// make the next delegate's claim fail. The output of a filter feed that our
+// kernel emptied (partition_kernel.cc) gets the filter's shape back, so its
+// convolution is judged on it.
 TfLiteStatus UndoEarlierDelegation(TfLiteContext* context, TfLiteDelegate* delegate,
-                                   const TfLiteIntArray* plan) {
+                                   const TfLiteIntArray* plan,
+                                   const LayerwiseRepresentation& lr) {
   for (size_t t = 0; t < context->tensors_size; ++t) {
     if (context->tensors[t].delegate == delegate) context->tensors[t].delegate = nullptr;
   }
@@ -51,29 +81,31 @@ TfLiteStatus UndoEarlierDelegation(TfLiteContext* context, TfLiteDelegate* deleg
     TfLiteRegistration* registration;
     if (context->GetNodeAndRegistration(context, plan->data[i], &node, &registration) !=
             kTfLiteOk ||
-        registration->builtin_code != kTfLiteBuiltinDensify || node->inputs == nullptr ||
+        !IsFilterFeedNode(*registration) || node->inputs == nullptr ||
         node->inputs->size != 1 || node->outputs == nullptr || node->outputs->size != 1) {
       continue;
     }
-    const TfLiteTensor* sparse = ContextTensor(context, node->inputs->data[0]);
+    const TfLiteTensor* source = ContextTensor(context, node->inputs->data[0]);
     TfLiteTensor* dense = ContextTensor(context, node->outputs->data[0]);
     const bool emptied = dense != nullptr && dense->dims != nullptr && dense->dims->size == 1 &&
                          dense->dims->data[0] == 0;
-    if (!emptied || sparse == nullptr || !IsConstantTensor(sparse) || sparse->dims == nullptr) {
+    std::vector<int> dims;
+    if (!emptied || source == nullptr || !IsConstantTensor(source) ||
+        !FeedOutputDims(*registration, *source, node->outputs->data[0], lr, &dims)) {
       continue;
     }
-    if (ResizeTensorTo(context, node->outputs->data[0], sparse->dims->data,
-                       sparse->dims->size) != kTfLiteOk) {
+    if (ResizeTensorTo(context, node->outputs->data[0], dims.data(),
+                       static_cast<int>(dims.size())) != kTfLiteOk) {
       return kTfLiteError;
     }
   }
   return kTfLiteOk;
 }
 
-TfLiteStatus FindDensifyFeeds(TfLiteContext* context, const TfLiteIntArray* plan,
-                              std::map<int, DensifyFeed>* feeds) {
+TfLiteStatus FindFilterFeeds(TfLiteContext* context, const TfLiteIntArray* plan,
+                             std::map<int, FilterFeed>* feeds) {
   feeds->clear();
-  std::map<int, DensifyFeed> densify_of_tensor;  // dense output -> its DENSIFY
+  std::map<int, FilterFeed> feed_of_tensor;  // filter tensor -> the node writing it
   std::vector<int> consumers(context->tensors_size, 0);
   for (int i = 0; i < plan->size; ++i) {
     TfLiteNode* node;
@@ -86,13 +118,16 @@ TfLiteStatus FindDensifyFeeds(TfLiteContext* context, const TfLiteIntArray* plan
       const int t = node->inputs->data[k];
       if (t >= 0 && static_cast<size_t>(t) < context->tensors_size) ++consumers[t];
     }
-    if (registration->builtin_code == kTfLiteBuiltinDensify && node->inputs != nullptr &&
+    if (IsFilterFeedNode(*registration) && node->inputs != nullptr &&
         node->inputs->size == 1 && node->outputs != nullptr && node->outputs->size == 1) {
-      if (CheckDensifySource(context, plan->data[i], node) != kTfLiteOk) return kTfLiteError;
-      densify_of_tensor[node->outputs->data[0]] = {plan->data[i], node->inputs->data[0]};
+      const bool packed = IsPackedFilterNode(*registration);
+      if (!packed && CheckDensifySource(context, plan->data[i], node) != kTfLiteOk) {
+        return kTfLiteError;
+      }
+      feed_of_tensor[node->outputs->data[0]] = {plan->data[i], node->inputs->data[0], packed};
     }
   }
-  for (const auto& [tensor, feed] : densify_of_tensor) {
+  for (const auto& [tensor, feed] : feed_of_tensor) {
     // A hostile file may name any output tensor: count only real ones.
     if (tensor >= 0 && static_cast<size_t>(tensor) < consumers.size() &&
         consumers[tensor] == 1) {

@@ -9,6 +9,7 @@
 #include "delegate/abi/c_boundary.h"
 #include "delegate/graph/conv_node.h"
 #include "delegate/graph/delegate_state.h"
+#include "delegate/graph/graph_pass.h"
 #include "delegate/graph/node_handlers.h"
 #include "delegate/graph/partition_step.h"
 
@@ -32,9 +33,9 @@ class PartitionKernel {
       context->GetNodeAndRegistration(context, query.node_index, &node, &registration);
       query.node = node;
       query.builtin_code = registration->builtin_code;
-      if (query.builtin_code == kTfLiteBuiltinDensify) {
-        // Its convolution reads the sparse constant itself (FindDensifyFeeds);
-        // the dense filter is never computed.
+      if (IsFilterFeedNode(*registration)) {
+        // Its convolution reads the constant itself (FindFilterFeeds); the
+        // dense filter is never computed.
         if (IsPartitionOutput(node->outputs->data[0])) {
           unused_outputs_.push_back(node->outputs->data[0]);
         }
@@ -59,7 +60,7 @@ class PartitionKernel {
   }
 
   TfLiteStatus Prepare(TfLiteContext* context) {
-    // The runtime may put a DENSIFY in an earlier partition than its
+    // The runtime may put a filter feed in an earlier partition than its
     // convolution; its dense output then crosses partitions but is read by
     // nobody (the convolution is ours and uses the sparse constant). Shrink it
     // so the arena does not reserve a dense filter for it.

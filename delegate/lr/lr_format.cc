@@ -8,9 +8,6 @@
 namespace cocopie {
 namespace {
 
-// Size prefix, root offset, file identifier.
-constexpr size_t kPreambleBytes = 12;
-
 int PopCount(uint32_t x) { return __builtin_popcount(x); }
 
 bool Fail(std::string* error, const std::string& message) {
@@ -35,25 +32,9 @@ bool IsOldVersion(const uint8_t* data, size_t size, std::string* error) {
   return true;
 }
 
-// The size prefix and identifier, checked before the verifier so that the
-// common mistakes get their own message.
 bool CheckFrame(const uint8_t* data, size_t size, std::string* error) {
-  if (size < kPreambleBytes) {
-    return Fail(error, "LR is truncated (" + std::to_string(size) + " bytes)");
-  }
-  uint32_t declared;
-  std::memcpy(&declared, data, sizeof(declared));
-  if (declared > size - 4) {
-    return Fail(error, "LR is truncated: it declares " + std::to_string(declared + 4ull) +
-                           " bytes, " + std::to_string(size) + " are there");
-  }
-  if (declared < size - 4) {
-    return Fail(error, "LR has " + std::to_string(size - 4 - declared) + " trailing bytes");
-  }
-  if (std::memcmp(data + 8, fbs::LayerwiseRepresentationIdentifier(), 4) != 0) {
-    return Fail(error, "LR does not carry the CPLR identifier");
-  }
-  return true;
+  *error = CheckSizePrefixedFrame(data, size, fbs::LayerwiseRepresentationIdentifier(), "LR");
+  return error->empty();
 }
 
 bool CheckShape(const fbs::Layer& t, size_t num_patterns, const std::string& where,
@@ -81,29 +62,6 @@ bool CheckShape(const fbs::Layer& t, size_t num_patterns, const std::string& whe
                            " out of range");
   }
   return true;
-}
-
-// Field `index` of `bits` bits from a little-endian bit stream (bit n is
-// bit n % 8 of byte n / 8), as the schema packs kernel_kept and the compact
-// kernel_pattern.
-uint32_t PackedField(const flatbuffers::Vector<uint8_t>& bytes, size_t index, int bits) {
-  uint32_t value = 0;
-  for (int b = 0; b < bits; ++b) {
-    const size_t bit = index * bits + b;
-    value |= static_cast<uint32_t>((bytes.Get(static_cast<flatbuffers::uoffset_t>(bit / 8)) >>
-                                    (bit % 8)) & 1u) << b;
-  }
-  return value;
-}
-
-// True when `bytes` holds exactly ceil(count * bits / 8) bytes and no bit
-// past count * bits is set (the schema's canonical packing).
-bool PackedSizeIsExact(const flatbuffers::Vector<uint8_t>& bytes, size_t count, int bits) {
-  const size_t used_bits = count * static_cast<size_t>(bits);
-  if (bytes.size() != (used_bits + 7) / 8) return false;
-  if (used_bits % 8 == 0) return true;
-  const uint8_t last = bytes.Get(static_cast<flatbuffers::uoffset_t>(bytes.size() - 1));
-  return (last >> (used_bits % 8)) == 0;
 }
 
 // The [group][in] pattern ids of `t`, from the plain form (a byte per id) or

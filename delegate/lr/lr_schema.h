@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "delegate/lr/lr_format.h"
@@ -41,6 +42,23 @@ class AlignedBytes {
 
 // The entries of a verified TuningRecord table, as stored (no rule applied).
 std::vector<RawTuningEntry> ReadTuningRecord(const fbs::TuningRecord& record);
+
+// Empty when `size` bytes at `data` are framed as the schema's buffers are:
+// a u32 size prefix that counts exactly the bytes after it, then the root
+// offset and the 4-character `identifier`; otherwise why not, naming the
+// buffer as `what`. Checked before the verifier so that the common mistakes
+// (truncated, extended, another kind of buffer) get their own message.
+std::string CheckSizePrefixedFrame(const uint8_t* data, size_t size, const char* identifier,
+                                   const std::string& what);
+
+// Field `index` of `bits` bits from a little-endian bit stream (bit n is
+// bit n % 8 of byte n / 8), as the schema packs kernel_kept, the compact
+// kernel_pattern and PackedValues.top_byte_ids.
+uint32_t PackedField(const flatbuffers::Vector<uint8_t>& bytes, size_t index, int bits);
+
+// True when `bytes` holds exactly ceil(count * bits / 8) bytes and no bit
+// past count * bits is set (the schema's canonical packing).
+bool PackedSizeIsExact(const flatbuffers::Vector<uint8_t>& bytes, size_t count, int bits);
 
 }  // namespace cocopie
 
