@@ -143,7 +143,7 @@ test-asan: $(ASAN_LIB) install
 	  tests/delegate_conv_test.py tests/delegate_refusal_test.py tests/kernel_tuning_test.py \
 	  tests/compact_storage_test.py tests/delegate_dwconv_test.py \
 	  tests/delegate_shared_test.py tests/tuning_cache_test.py tests/delegate_hostile_test.py \
-	  tests/packed_storage_test.py
+	  tests/packed_storage_test.py tests/delegate_fc_test.py
 
 test-python: install
 	$(PY) -m pytest -q

@@ -361,7 +361,7 @@ def compact_filters(model, layers):
         if uses[filter_index] != 1 or tensor.sparsity is not None or tensor.buffer == 0:
             continue  # shared or already sparse: leave it as it is
         weights = constant_weights(model, subgraph, filter_index)
-        if weights is None:
+        if weights is None or weights.ndim != 4:  # FULLY_CONNECTED weights stay dense
             continue
         encoding = encode_filter(weights)
         if encoding.nbytes() >= weights.nbytes:

@@ -151,7 +151,9 @@ def describe_pattern_convs(model, *, pattern_pool=None, entries=4, records=()):
     is kept or removed per kernel). A k×k DEPTHWISE_CONV_2D (depth multiplier
     1, no dilation) is described when every channel's kernel keeps at most
     ``entries`` weights in a pattern, as ``C`` output channels of one input
-    channel each (``kernel_pattern`` of shape ``(C, 1)``). A layer that one of
+    channel each (``kernel_pattern`` of shape ``(C, 1)``). A FULLY_CONNECTED
+    with constant ``(out, in)`` weights is described as a 1×1 CONV_2D would be
+    (kept or removed per weight). A layer that one of
     ``records`` fits is described by it (pool and ids as training chose
     them); the others from their weights.
 
@@ -175,6 +177,11 @@ def describe_pattern_convs(model, *, pattern_pool=None, entries=4, records=()):
         if code == schema.BuiltinOperator.DEPTHWISE_CONV_2D:
             layer = _describe_depthwise(model, subgraph, op_index, op, pattern_pool, entries,
                                         records)
+            if layer is not None:
+                layers.append(layer)
+            continue
+        if code == schema.BuiltinOperator.FULLY_CONNECTED:
+            layer = _describe_fully_connected(model, subgraph, op_index, op)
             if layer is not None:
                 layers.append(layer)
             continue
@@ -292,6 +299,36 @@ def _describe_pointwise(op_index, filter_index, filter_ohwi):
     )
 
 
+def is_fully_connected(model, op):
+    """Whether ``op`` (an ``OperatorT`` of ``model``) is a FULLY_CONNECTED."""
+    schema, flatbuffer_utils = _schema()
+    code = flatbuffer_utils.get_builtin_code_from_operator_code(
+        model.operatorCodes[op.opcodeIndex])
+    return code == schema.BuiltinOperator.FULLY_CONNECTED
+
+
+def _describe_fully_connected(model, subgraph, op_index, op):
+    """A float32 FULLY_CONNECTED with constant ``(out, in)`` weights, pruned as
+    1×1 convolutions are (``MIN_POINTWISE_REMOVED``), described as one: ``out``
+    output channels of ``in`` input channels, kept or removed per weight."""
+    if len(op.inputs) < 2 or op.inputs[1] < 0:
+        return None
+    weights = compact_lib.constant_weights(model, subgraph, int(op.inputs[1]))
+    if weights is None or weights.ndim != 2 or min(weights.shape) < 1 or \
+            max(weights.shape) > lr_lib.MAX_CHANNELS:
+        return None
+    return _describe_pointwise(op_index, int(op.inputs[1]), weights[:, None, None, :])
+
+
+def weights_mask(model, op, layer):
+    """The LR layer's kept-weight mask in the layout of ``op``'s weights."""
+    if is_depthwise(model, op):
+        return depthwise_filter_mask(layer)
+    if is_fully_connected(model, op):
+        return layer.kept_mask_ohwi()[:, 0, 0, :]
+    return layer.kept_mask_ohwi()
+
+
 def read_lr(tflite_bytes):
     """The LR layers stored in a .tflite file, or ``None`` if it has none.
 
@@ -316,8 +353,9 @@ def check_lr(tflite_bytes):
 
     The same rules the delegate applies before it trusts an LR layer: the
     operator is a CONV_2D (or a DEPTHWISE_CONV_2D of depth multiplier 1 and no
-    dilation, described with one input channel per kernel) with that constant
-    filter and shape, and every weight the pattern prunes is zero.
+    dilation, described with one input channel per kernel, or a
+    FULLY_CONNECTED described as a 1×1 convolution) with that constant filter
+    and shape, and every weight the pattern prunes is zero.
     """
     schema, flatbuffer_utils = _schema()
     model = _read(tflite_bytes)
@@ -334,8 +372,10 @@ def check_lr(tflite_bytes):
             model.operatorCodes[op.opcodeIndex]
         )
         depthwise = code == schema.BuiltinOperator.DEPTHWISE_CONV_2D
-        if code != schema.BuiltinOperator.CONV_2D and not depthwise:
-            problems.append(f"{where}: operator is not a CONV_2D or DEPTHWISE_CONV_2D")
+        if code not in (schema.BuiltinOperator.CONV_2D,
+                        schema.BuiltinOperator.FULLY_CONNECTED) and not depthwise:
+            problems.append(f"{where}: operator is not a CONV_2D, DEPTHWISE_CONV_2D "
+                            "or FULLY_CONNECTED")
             continue
         if depthwise and not _plain_depthwise(subgraph, op):
             problems.append(f"{where}: depthwise operator has a depth multiplier "
@@ -356,7 +396,7 @@ def check_lr(tflite_bytes):
         except packed_lib.PackedFormatError as error:
             problems.append(f"{where}: packed filter is malformed: {error}")
             continue
-        mask = depthwise_filter_mask(layer) if depthwise else layer.kept_mask_ohwi()
+        mask = weights_mask(model, op, layer)
         if weights is None or weights.shape != mask.shape:
             problems.append(f"{where}: filter shape differs from the LR")
             continue

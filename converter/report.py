@@ -31,7 +31,13 @@ def layer_reports(tflite_bytes):
         name = subgraph.tensors[op.outputs[0]].name
         name = name.decode() if isinstance(name, bytes) else name
         weights = compact.constant_weights(model, subgraph, layer.filter_tensor)
+        fully_connected = conversion.is_fully_connected(model, op)
+        if fully_connected and weights is not None:
+            weights = weights[:, None, None, :]  # (out, in) as the 1x1 filter it is described as
         reports.append(_report(layer, name, weights))
+        if fully_connected:
+            reports[-1]["kind"] = "fully_connected_connectivity"
+            reports[-1]["tuning"]["kernel"] = "sparse_fc"
         if conversion.is_depthwise(model, op):
             # The LR's view is (C, kh, kw, 1); the delegate runs its own
             # depthwise kernel (no block kernel, nothing to tune).

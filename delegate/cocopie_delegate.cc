@@ -89,8 +89,8 @@ TfLiteStatus ClaimDescribedNodes(TfLiteContext* context, DelegateState* state,
     const std::string where = "node " + std::to_string(query.node_index);
     const NodeHandler* handler = FindNodeHandler(query.builtin_code);
     if (handler == nullptr || !handler->described_by_lr) {
-      state->ReportOnce(where + " is not a CONV_2D or DEPTHWISE_CONV_2D but the LR "
-                        "describes it; left to stock kernels");
+      state->ReportOnce(where + " is not a CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED but "
+                        "the LR describes it; left to stock kernels");
       continue;
     }
     const std::string kind = std::string(" (") + handler->op_name + ")";

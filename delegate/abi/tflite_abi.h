@@ -302,6 +302,14 @@ typedef struct TfLiteConvParams {
   TfLiteType quantized_bias_type;
 } TfLiteConvParams;
 
+// Only the first three fields are read; later TFLite versions append more
+// (asymmetric_quantize_inputs, quantized_bias_type).
+typedef struct TfLiteFullyConnectedParams {
+  TfLiteFusedActivation activation;
+  int weights_format;  // an enum upstream; 0 = default (float or plain int8)
+  bool keep_num_dims;
+} TfLiteFullyConnectedParams;
+
 typedef struct TfLiteDepthwiseConvParams {
   TfLitePadding padding;
   int stride_width;
@@ -342,6 +350,7 @@ typedef enum TfLiteBuiltinOperator {
   kTfLiteBuiltinAdd = 0,
   kTfLiteBuiltinConv2d = 3,
   kTfLiteBuiltinDepthwiseConv2d = 4,
+  kTfLiteBuiltinFullyConnected = 9,
   kTfLiteBuiltinMaxPool2d = 17,
   kTfLiteBuiltinCustom = 32,
   kTfLiteBuiltinPad = 34,

@@ -9,7 +9,8 @@ namespace cocopie {
 namespace {
 
 TEST(NodeHandlers, ConvolutionsAreClaimedThroughTheLrAndSimpleOpsJoinThem) {
-  for (int code : {kTfLiteBuiltinConv2d, kTfLiteBuiltinDepthwiseConv2d}) {
+  for (int code : {kTfLiteBuiltinConv2d, kTfLiteBuiltinDepthwiseConv2d,
+                   kTfLiteBuiltinFullyConnected}) {
     const NodeHandler* handler = FindNodeHandler(code);
     ASSERT_NE(handler, nullptr) << code;
     EXPECT_TRUE(handler->described_by_lr) << handler->op_name;
@@ -31,7 +32,7 @@ TEST(NodeHandlers, EveryHandlerIsCompleteAndNamedOnce) {
     EXPECT_NE(handler->create, nullptr) << handler->op_name;
     EXPECT_TRUE(names.insert(handler->op_name).second) << handler->op_name;
   }
-  EXPECT_EQ(names.size(), 5u);
+  EXPECT_EQ(names.size(), 6u);
 }
 
 TEST(NodeHandlers, OperatorsTheDelegateNeverRunsHaveNoHandler) {

@@ -1,5 +1,6 @@
 #include "delegate/graph/partition_step.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -9,14 +10,21 @@
 namespace cocopie {
 
 bool PartitionTensors::InputDims(TfLiteContext* context, int tensor, int dims[4]) const {
+  std::vector<int> all;
+  if (!Dims(context, tensor, &all) || all.size() != 4) return false;
+  std::copy(all.begin(), all.end(), dims);
+  return true;
+}
+
+bool PartitionTensors::Dims(TfLiteContext* context, int tensor, std::vector<int>* dims) const {
   auto internal = internal_.find(tensor);
   if (internal != internal_.end()) {
-    std::memcpy(dims, internal->second.dims, 4 * sizeof(int));
+    *dims = internal->second.dims;
     return true;
   }
   const TfLiteTensor* t = ContextTensor(context, tensor);
-  if (t == nullptr || t->dims == nullptr || t->dims->size != 4) return false;
-  std::memcpy(dims, t->dims->data, 4 * sizeof(int));
+  if (t == nullptr || t->dims == nullptr) return false;
+  dims->assign(t->dims->data, t->dims->data + t->dims->size);
   return true;
 }
 
@@ -29,10 +37,19 @@ float* PartitionTensors::Data(TfLiteContext* context, int tensor) {
 
 TfLiteStatus PartitionTensors::SizeOutput(TfLiteContext* context, int tensor,
                                           const int dims[4]) {
+  return SizeOutput(context, tensor, std::vector<int>(dims, dims + 4));
+}
+
+TfLiteStatus PartitionTensors::SizeOutput(TfLiteContext* context, int tensor,
+                                          const std::vector<int>& dims) {
   auto internal = internal_.find(tensor);
-  if (internal == internal_.end()) return ResizeTensorTo(context, tensor, dims, 4);
-  std::memcpy(internal->second.dims, dims, 4 * sizeof(int));
-  internal->second.data.resize(static_cast<size_t>(dims[0]) * dims[1] * dims[2] * dims[3]);
+  if (internal == internal_.end()) {
+    return ResizeTensorTo(context, tensor, dims.data(), static_cast<int>(dims.size()));
+  }
+  size_t elements = 1;
+  for (int d : dims) elements *= static_cast<size_t>(d);
+  internal->second.dims = dims;
+  internal->second.data.resize(elements);
   return kTfLiteOk;
 }
 

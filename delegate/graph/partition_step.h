@@ -26,17 +26,20 @@ class PartitionTensors {
 
   // NHWC dims of `tensor`; false when it is not 4-D.
   bool InputDims(TfLiteContext* context, int tensor, int dims[4]) const;
+  // Dims of `tensor`, of any rank; false when it has none.
+  bool Dims(TfLiteContext* context, int tensor, std::vector<int>* dims) const;
   // The tensor's float data, or null when the runtime has not allocated it.
   float* Data(TfLiteContext* context, int tensor);
   // Sizes an internal buffer, or resizes the runtime's tensor, to `dims`.
   TfLiteStatus SizeOutput(TfLiteContext* context, int tensor, const int dims[4]);
+  TfLiteStatus SizeOutput(TfLiteContext* context, int tensor, const std::vector<int>& dims);
   // Sets `g`'s batch and spatial sizes from the input and sizes the output.
   TfLiteStatus PrepareGeometry(TfLiteContext* context, int node_index, int input_tensor,
                                int output_tensor, Padding padding, ConvGeometry* g);
 
  private:
   struct Internal {
-    int dims[4] = {0, 0, 0, 0};
+    std::vector<int> dims;
     std::vector<float> data;
   };
   std::map<int, Internal> internal_;
