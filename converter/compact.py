@@ -328,17 +328,6 @@ def constant_weights(model, subgraph, tensor_index):
     return values.reshape(shape)
 
 
-def tensor_readers(subgraph):
-    """Per tensor of ``subgraph``, how many operator inputs read it (a filter
-    read once can be stored another way without touching another reader)."""
-    uses = np.zeros(len(subgraph.tensors), dtype=np.int64)
-    for op in subgraph.operators:
-        for t in op.inputs:
-            if t >= 0:
-                uses[t] += 1
-    return uses
-
-
 def compact_filters(model, layers):
     """Stores the filters of the LR ``layers`` sparse, each behind a DENSIFY.
 
@@ -351,7 +340,7 @@ def compact_filters(model, layers):
     """
     schema, _ = _schema()
     subgraph = model.subgraphs[0]
-    uses = tensor_readers(subgraph)
+    uses = packed.tensor_readers(subgraph)
     densify = _opcode_index(model, schema.BuiltinOperator.DENSIFY)
     inserted, rewired = [], {}
     for layer in layers:

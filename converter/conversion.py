@@ -108,7 +108,8 @@ def annotate(tflite_bytes, *, pattern_pool=None, entries=4, storage="dense", rec
     layers = describe_pattern_convs(model, pattern_pool=pattern_pool, entries=entries,
                                     records=records)
     if storage == "delegate-only":
-        layers = packed_lib.pack_filters(model, layers, is_depthwise)
+        layers = packed_lib.pack_filters(model, layers, is_depthwise,
+                                         compact_lib.constant_weights)
     if storage != "dense":
         layers = compact_lib.compact_filters(model, layers)
     _set_metadata(model, lr_lib.METADATA_NAME, lr_lib.encode(layers))

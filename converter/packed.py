@@ -171,7 +171,18 @@ def expanded_filter(model, subgraph, op, lr_layers):
                                 f"packed filter of tensor {output}"), layer)
 
 
-def pack_filters(model, layers, is_depthwise):
+def tensor_readers(subgraph):
+    """Per tensor of ``subgraph``, how many operator inputs read it (a filter
+    read once can be stored another way without touching another reader)."""
+    uses = np.zeros(len(subgraph.tensors), dtype=np.int64)
+    for op in subgraph.operators:
+        for t in op.inputs:
+            if t >= 0:
+                uses[t] += 1
+    return uses
+
+
+def pack_filters(model, layers, is_depthwise, weights_of):
     """Stores the CONV_2D filters of the LR ``layers`` packed (delegate only).
 
     Modifies ``model`` (a ``ModelT``) in place: each packed filter tensor
@@ -179,15 +190,17 @@ def pack_filters(model, layers, is_depthwise):
     ``CocopiePackedFilter`` operator, placed first in the operator list,
     writes it from a uint8 constant. Filters that are shared, not constant,
     or have non-zero weights outside the layer's mask stay as they are.
+    ``weights_of(model, subgraph, tensor)`` reads a filter's float32 values
+    (``compact.constant_weights``); ``is_depthwise(model, op)`` tells the
+    depthwise convolutions, which are not packed.
 
     Returns:
         The LR layers with operator indices shifted past the new operators.
     """
     from ai_edge_litert import schema_py_generated as tfl
-    from cocopie_keras.converter import compact as compact_lib
 
     subgraph = model.subgraphs[0]
-    uses = compact_lib.tensor_readers(subgraph)
+    uses = tensor_readers(subgraph)
     opcode, inserted = None, []
     for layer in layers:
         op = subgraph.operators[layer.op_index]
@@ -195,7 +208,7 @@ def pack_filters(model, layers, is_depthwise):
         if is_depthwise(model, op) or uses[layer.filter_tensor] != 1 or tensor.buffer == 0 \
                 or tensor.sparsity is not None:
             continue
-        weights = compact_lib.constant_weights(model, subgraph, layer.filter_tensor)
+        weights = weights_of(model, subgraph, layer.filter_tensor)
         if weights is None or weights.shape != layer.kept_mask_ohwi().shape or \
                 np.count_nonzero(weights[~layer.kept_mask_ohwi()]):
             continue

@@ -117,7 +117,9 @@ def test_sequential_model_with_dense_blocks_and_conversion():
     assert dense_wrapper.masks_hold()
     assert keras.ops.convert_to_numpy(dense_wrapper.pattern_mask).mean() == pytest.approx(0.5)
     lr_layers = converter.read_lr(converter.convert(wrapped))  # strips the wrappers itself
-    assert len(lr_layers) == 2
+    # c1, c2 and the block-pruned Dense d1 (as a 1x1 conv); the dense head is not described.
+    assert len(lr_layers) == 3
+    assert lr_layers[2].kernel_size == (1, 1)
 
 
 def test_admm_reduces_the_residual_monotonically_on_a_toy_problem():
