@@ -287,12 +287,22 @@ def _opcode_index(model, builtin):
 
 
 def _lr_layers(model):
-    """The layers of ``model``'s LR (where a packed filter's weights are)."""
+    """The layers of ``model``'s LR (where a packed filter's weights are).
+
+    Decoded once per LR buffer: every packed filter of a model asks, and an
+    LR holds all its layers (2 MB for ResNet-50). A new LR (``_set_metadata``
+    stores a new buffer object) is decoded again.
+    """
     for entry in model.metadata or []:
         name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        if name == lr_lib.METADATA_NAME:
-            return lr_lib.decode(np.asarray(model.buffers[entry.buffer].data,
-                                            dtype=np.uint8).tobytes())
+        if name != lr_lib.METADATA_NAME:
+            continue
+        buffer = model.buffers[entry.buffer]
+        cached = getattr(model, "_cocopie_lr_cache", None)
+        if cached is None or cached[0] is not buffer:
+            layers = lr_lib.decode(np.asarray(buffer.data, dtype=np.uint8).tobytes())
+            model._cocopie_lr_cache = cached = (buffer, layers)
+        return cached[1]
     return []
 
 

@@ -19,7 +19,8 @@ std::vector<uint8_t> KeptWeights(const LrLayer& layer) {
   std::vector<uint8_t> kept(static_cast<size_t>(layer.out_channels) * layer.in_channels);
   for (int o = 0; o < layer.out_channels; ++o) {
     for (int i = 0; i < layer.in_channels; ++i) {
-      kept[static_cast<size_t>(o) * layer.in_channels + i] = layer.PatternOf(o, i) != kRemovedKernel;
+      kept[static_cast<size_t>(o) * layer.in_channels + i] =
+          layer.PatternOf(o, i) != kRemovedKernel;
     }
   }
   return kept;
@@ -43,10 +44,12 @@ std::string CheckWeights(const TfLiteTensor* weights, const LrLayer& layer) {
     return "weights of " + std::to_string(weights->bytes >> 10) +
            " KiB: below 12 MiB the stock kernels run it faster";
   }
-  const std::vector<uint8_t> kept = KeptWeights(layer);
-  for (size_t k = 0; k < kept.size(); ++k) {
-    if (!kept[k] && weights->data.f[k] != 0.0f) {
-      return "weight " + std::to_string(k) + " is non-zero but the LR removes it";
+  for (int o = 0; o < layer.out_channels; ++o) {
+    for (int i = 0; i < layer.in_channels; ++i) {
+      const size_t k = static_cast<size_t>(o) * layer.in_channels + i;
+      if (layer.PatternOf(o, i) == kRemovedKernel && weights->data.f[k] != 0.0f) {
+        return "weight " + std::to_string(k) + " is non-zero but the LR removes it";
+      }
     }
   }
   return "";
