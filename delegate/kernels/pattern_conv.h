@@ -104,8 +104,14 @@ struct PatternConvScratch {
   int chunk_bytes = 32 * 1024;
   std::vector<float> input_phases;
   std::vector<float> output_chw;
+  // The plan for one geometry and one packing, made on the first call and
+  // again only when either changes (re-planning every call cost more than
+  // the convolution itself on 7x7 maps): each kept tap's input offset and
+  // each filter's first kernel of every input-channel chunk.
   std::vector<int64_t> tap_offsets;
   std::vector<int32_t> chunk_kernels;   // per filter, its first kernel of each chunk
+  int planned_chunks = 0;
+  std::vector<int64_t> planned_key;     // what the plan was made for
   std::vector<int64_t> zeroed_layout;   // the copy layout whose border is zero
 };
 //

@@ -44,7 +44,10 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "delegate/kernels/pattern_conv.h"
 
@@ -464,6 +467,23 @@ int PlanChunks(const ConvGeometry& g, const PackedPatternWeights& w, const RowsL
   return chunks;
 }
 
+// Everything the tap offsets and chunks depend on: the geometry (not the
+// batch or the activation), the layout, the chunk budget, and the packing's
+// arrays. A scratch serves one packing at a time; weights packed again are
+// new arrays, so they are planned again.
+std::vector<int64_t> PlanKey(const ConvGeometry& g, const PackedPatternWeights& w,
+                             const RowsLayout& l, int chunk_bytes, size_t lanes) {
+  auto address = [](const void* p) { return static_cast<int64_t>(reinterpret_cast<intptr_t>(p)); };
+  return {g.in_h, g.in_w, g.in_c, g.out_h, g.out_w, g.out_c, g.kernel_h, g.kernel_w,
+          g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left,
+          l.flat, l.plane_h, l.phase_w, static_cast<int64_t>(l.plane), l.tile_input,
+          chunk_bytes, static_cast<int64_t>(lanes), w.entries, address(w.weights.data()),
+          address(w.in_channel.data()), address(w.pattern.data()),
+          address(w.kernel_begin.data()), address(w.pattern_masks.data()),
+          static_cast<int64_t>(w.weights.size()),
+          static_cast<int64_t>(w.pattern_masks.size())};
+}
+
 // Sizes the padded input copy and zeroes it when its layout changed: the
 // images that follow overwrite the same interior, so the border stays zero.
 void PrepareInputCopy(const ConvGeometry& g, int plane_h, int phase_w, size_t plane,
@@ -526,8 +546,14 @@ void PatternConvSimd(const ConvGeometry& g, const PackedPatternWeights& w,
   const TileShape tile = layout.tile;
   const size_t phase_floats = static_cast<size_t>(g.stride_w) * g.in_c * layout.plane;
 
-  FillTapOffsets(g, w, layout.plane, layout.phase_w, &scratch->tap_offsets);
-  const int chunks = PlanChunks(g, w, layout, scratch);
+  std::vector<int64_t> key = PlanKey(g, w, layout, scratch->chunk_bytes, lanes);
+  if (scratch->planned_key != key) {
+    scratch->planned_key.clear();  // a plan half made is no plan
+    FillTapOffsets(g, w, layout.plane, layout.phase_w, &scratch->tap_offsets);
+    scratch->planned_chunks = PlanChunks(g, w, layout, scratch);
+    scratch->planned_key = std::move(key);
+  }
+  const int chunks = scratch->planned_chunks;
   const size_t threads = pool != nullptr ? pthreadpool_get_threads_count(pool) : 1;
   // Enough tasks that the threads end together (8 per thread), as few
   // filters per task as that takes below kMaxTaskFilters.

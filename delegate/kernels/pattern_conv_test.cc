@@ -412,6 +412,78 @@ TEST(PatternConv, SinglePixel) {
   PatternConvTester().Input(1, 1).Channels(1, 1).Test();
 }
 
+// PatternConvSimd plans tap offsets and chunks once per geometry and packing;
+// one scratch fed other weights, another input size or another chunk budget
+// must plan again, never run a stale plan.
+TEST(PatternConv, OneScratchReplansForNewWeightsGeometryAndChunks) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  // `ids`: the kernels' pattern ids (random when empty).
+  auto random_layer = [&](int in_c, int out_c, std::vector<uint8_t> ids,
+                          std::vector<float>* filter) {
+    LrLayer layer;
+    layer.out_channels = out_c;
+    layer.in_channels = in_c;
+    layer.kernel_h = layer.kernel_w = 3;
+    layer.entries_per_pattern = 4;
+    layer.pattern_masks = DefaultPatterns();
+    filter->assign(static_cast<size_t>(out_c) * 9 * in_c, 0.0f);
+    for (int co = 0; co < out_c; ++co) {
+      for (int ci = 0; ci < in_c; ++ci) {
+        const size_t k = static_cast<size_t>(co) * in_c + ci;
+        if (ids.size() <= k) ids.push_back(rng() % 3 == 0 ? kRemovedKernel : rng() % 8);
+        const uint8_t id = ids[k];
+        layer.kernel_pattern.push_back(id);
+        if (id == kRemovedKernel) continue;
+        for (int cell = 0; cell < 9; ++cell) {
+          if (layer.pattern_masks[id] & (1u << cell)) {
+            (*filter)[(static_cast<size_t>(co) * 9 + cell) * in_c + ci] = value(rng);
+          }
+        }
+      }
+    }
+    return layer;
+  };
+  std::vector<float> filter_a, filter_b;
+  const LrLayer layer_a = random_layer(20, 7, {}, &filter_a);
+  // Same sizes everywhere (kept kernels per filter too), other kernels kept.
+  std::vector<uint8_t> reversed = layer_a.kernel_pattern;
+  for (int co = 0; co < 7; ++co) {
+    std::reverse(reversed.begin() + co * 20, reversed.begin() + (co + 1) * 20);
+  }
+  const LrLayer layer_b = random_layer(20, 7, reversed, &filter_b);
+  const PackedPatternWeights a = PackPatternWeights(layer_a, filter_a.data(), nullptr);
+  const PackedPatternWeights b = PackPatternWeights(layer_b, filter_b.data(), nullptr);
+  PatternConvScratch scratch;
+  struct Step {
+    const PackedPatternWeights* w;
+    int size;
+    int chunk_bytes;
+  };
+  const Step steps[] = {{&a, 9, 32 * 1024}, {&b, 9, 32 * 1024}, {&a, 9, 32 * 1024},
+                        {&a, 14, 32 * 1024}, {&a, 14, 1}, {&b, 5, 1}, {&a, 9, 0}};
+  for (const Step& step : steps) {
+    ConvGeometry base;
+    base.in_h = base.in_w = step.size;
+    base.in_c = 20;
+    base.out_c = 7;
+    ConvGeometry g;
+    ASSERT_TRUE(SizeConvGeometryOrSkip(base, 3, Padding::kSame, false, &g));
+    std::vector<float> input(static_cast<size_t>(g.in_h) * g.in_w * g.in_c);
+    for (float& x : input) x = value(rng);
+    const size_t out_size = static_cast<size_t>(g.out_h) * g.out_w * g.out_c;
+    std::vector<float> expected(out_size), actual(out_size, NAN);
+    PatternConvReference(g, *step.w, input.data(), expected.data());
+    scratch.chunk_bytes = step.chunk_bytes;
+    PatternConvSimd(g, *step.w, input.data(), actual.data(), &scratch, nullptr);
+    for (size_t i = 0; i < out_size; ++i) {
+      ASSERT_NEAR(expected[i], actual[i], 1e-4f * (1.0f + std::fabs(expected[i])))
+          << "output " << i << " of step with " << (step.w == &a ? "a" : "b") << ", size "
+          << step.size << ", chunk_bytes " << step.chunk_bytes;
+    }
+  }
+}
+
 // Thousands of random configurations: every stride/padding/activation
 // combination, dilation, odd and tiny sizes, empty filters, batch > 1, both
 // pattern regimes, threads.
