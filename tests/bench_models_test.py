@@ -28,7 +28,9 @@ def test_variants_prune_3x3_and_1x1_convs():
     dense = models.count_macs(model)
     assert dense["nonzero_macs"] == dense["dense_macs"]
     info = models.apply_variant(model, "pattern_conn")
-    assert info == {"pattern_convs": 19, "pointwise_convs": 2, "depthwise_convs": 0}
+    # The 64→10 head is not a whole number of 4×4 blocks: left dense.
+    assert info == {"pattern_convs": 19, "pointwise_convs": 2, "depthwise_convs": 0,
+                    "dense_layers": 0}
     for layer in models.pointwise_conv_layers(model):
         kernel = layer.kernel.numpy()[0, 0]  # (in, out)
         # Whole (32-channel group, input channel) slices are removed together.
@@ -48,6 +50,23 @@ def test_variants_prune_3x3_and_1x1_convs():
     models.apply_variant(model, "pattern")
     ratio = models.count_macs(model)["nonzero_macs"] / dense["dense_macs"]
     assert ratio == pytest.approx(4 / 9, abs=0.02)
+
+
+def test_pattern_conn_removes_whole_dense_blocks_at_the_rate():
+    model = models.build_model("vgg16_cifar")
+    info = models.apply_variant(model, "pattern_conn")
+    assert info["dense_layers"] == 1  # 512→512; the 512→10 head has no whole 4×4 blocks
+    hidden, head = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+    assert np.count_nonzero(head.kernel.numpy()) == head.kernel.numpy().size
+    bh, bw = models.DENSE_BLOCK
+    kernel = hidden.kernel.numpy()
+    blocks = kernel.reshape(kernel.shape[0] // bh, bh, kernel.shape[1] // bw, bw)
+    nonzero = (blocks != 0).sum(axis=(1, 3))
+    assert set(np.unique(nonzero)) == {0, bh * bw}  # blocks removed or kept whole
+    assert (nonzero == 0).mean() == pytest.approx(models.CONNECTIVITY_RATE, abs=0.005)
+
+    model = models.build_model("vgg16_cifar")
+    assert models.apply_variant(model, "pattern")["dense_layers"] == 0
 
 
 def test_count_macs_of_a_known_conv():

@@ -28,6 +28,8 @@ VARIANTS = ("dense", "pattern", "pattern_conn")
 CONNECTIVITY_RATE = 0.72
 """Fraction of kernels ``pattern_conn`` removes (1 / 0.28 ≈ 3.6× fewer kernels)."""
 PATTERN_GROUP = 32
+DENSE_BLOCK = (4, 4)
+"""Blocks (input × output units) in which ``pattern_conn`` removes Dense weights."""
 """Output channels sharing a pattern (and a removal) per input channel: the
 delegate's block kernel runs such groups without a wasted multiply."""
 
@@ -145,9 +147,12 @@ def pruning_config(variant, connectivity_rate=CONNECTIVITY_RATE, group_size=PATT
     ``pattern`` puts a 4-of-9 pattern from the fixed pool on every 3×3 conv
     and every 3×3 depthwise conv (whose channels are never removed: that
     would remove channels); ``pattern_conn`` also removes
-    ``connectivity_rate`` of the kernels of every 3×3 conv and of the
-    weights of every 1×1 conv. ``group_size`` consecutive output channels
-    (depthwise: channels) share one pattern per input channel and are
+    ``connectivity_rate`` of the kernels of every 3×3 conv, of the
+    weights of every 1×1 conv, and of the ``DENSE_BLOCK`` blocks of every
+    Dense kernel whose sizes they divide (kept blocks stay whole, as the
+    delegate's FULLY_CONNECTED kernel streams them). ``group_size``
+    consecutive output channels (depthwise: channels) share one pattern per
+    input channel and are
     removed together; 1 gives every kernel its own. With ``model``, convs of
     other kernel sizes (ResNet-50's 7×7 stem) are left dense.
 
@@ -173,9 +178,13 @@ def pruning_config(variant, connectivity_rate=CONNECTIVITY_RATE, group_size=PATT
         other_sizes = [layer.name for layer in model._flatten_layers(include_self=False)
                        if hasattr(layer, "kernel_size")
                        and tuple(layer.kernel_size) not in ((3, 3), (1, 1))]
+    dense = {}
+    if variant == "pattern_conn":
+        dense = {"dense_block_size": DENSE_BLOCK, "dense_entries": DENSE_BLOCK[0] * DENSE_BLOCK[1],
+                 "dense_connectivity_rate": rate}
     return sparsity.PatternPruningConfig(
         connectivity_rate=rate, pointwise_connectivity_rate=rate, pattern_pool="fixed",
-        group_size=group_size, skip_layers=other_sizes)
+        group_size=group_size, skip_layers=other_sizes, **dense)
 
 
 def apply_variant(model, variant, connectivity_rate=CONNECTIVITY_RATE,
@@ -183,8 +192,8 @@ def apply_variant(model, variant, connectivity_rate=CONNECTIVITY_RATE,
     """Prunes ``model`` in place for a benchmark variant (``pruning_config``).
 
     Returns:
-        ``{"pattern_convs": n, "pointwise_convs": m, "depthwise_convs": k}``:
-        layers pruned.
+        ``{"pattern_convs": n, "pointwise_convs": m, "depthwise_convs": k,
+        "dense_layers": d}``: layers pruned.
 
     Raises:
         ValueError: for an unknown variant or a rate outside ``[0, 1)``.
@@ -194,13 +203,15 @@ def apply_variant(model, variant, connectivity_rate=CONNECTIVITY_RATE,
     from cocopie_keras import sparsity
 
     config = pruning_config(variant, connectivity_rate, group_size, model)
-    counts = {"pattern_convs": 0, "pointwise_convs": 0, "depthwise_convs": 0}
+    counts = {"pattern_convs": 0, "pointwise_convs": 0, "depthwise_convs": 0, "dense_layers": 0}
     if config is None:
         return counts
     layers = {layer.name: layer for layer in model._flatten_layers(include_self=False)}
     for name in sparsity.prune_in_place(model, config):
         layer = layers[name]
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
+        if isinstance(layer, keras.layers.Dense):
+            counts["dense_layers"] += 1
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
             counts["depthwise_convs"] += 1
         elif tuple(layer.kernel_size) == (1, 1):
             counts["pointwise_convs"] += 1

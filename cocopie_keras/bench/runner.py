@@ -426,7 +426,7 @@ def run_benchmark(models=("resnet20_cifar",), variants=("dense",), runtimes=("xn
     config = {"models": list(models), "variants": list(variants),
               "runtimes": [c.name for c in classes], "threads": threads, "repeat": repeat,
               "warmup": warmup, "connectivity_rate": rate, "group_size": group_size,
-              "layer_models": list(layer_models),
+              "dense_block": list(models_lib.DENSE_BLOCK), "layer_models": list(layer_models),
               "quick": quick, "isolated_workers": isolate, "max_run_s": max_run_s,
               "tolerance": {"atol": ATOL, "rtol": RTOL}, "started": started,
               "finished": report.timestamp(), "note": note, "spread_bound": spread_bound,

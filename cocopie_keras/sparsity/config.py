@@ -97,7 +97,9 @@ class PatternPruningConfig:
             whole channels).
         dense_block_size: ``(bh, bw)`` to also prune Dense kernels by blocks;
             ``None`` leaves Dense layers alone.
-        dense_entries: cells kept per Dense block.
+        dense_entries: cells kept per Dense block; ``bh * bw`` keeps kept
+            blocks whole (block connectivity pruning alone, the structure the
+            delegate's sparse FULLY_CONNECTED kernel streams best).
         dense_connectivity_rate: fraction of Dense blocks removed.
         pointwise_connectivity_rate: fraction of the weights of every 1×1
             Conv2D removed (a 1×1 kernel is one weight: connectivity pruning
@@ -151,8 +153,14 @@ class PatternPruningConfig:
                 raise ValueError(
                     f"Expected dense_block_size=(bh, bw). Received: dense_block_size={dense_block_size}"
                 )
-            dense_entries = dense_entries or max(1, (dense_block_size[0] * dense_block_size[1]) // 2)
-            patterns_lib.check_entries(dense_block_size, dense_entries)
+            cells = dense_block_size[0] * dense_block_size[1]
+            dense_entries = dense_entries or max(1, cells // 2)
+            if dense_entries != cells:
+                patterns_lib.check_entries(dense_block_size, dense_entries)
+            elif cells < 1:
+                raise ValueError(
+                    f"Expected a positive dense_block_size. Received: dense_block_size={dense_block_size}"
+                )
         self.connectivity_rate = float(connectivity_rate)
         self.entries = entries
         self.num_patterns = num_patterns
@@ -304,8 +312,8 @@ class PatternPruningConfig:
         for size, members in groups.items():
             is_dense = members[0][1] == "Dense"
             entries = self.dense_entries if is_dense else self.entries
-            if size == (1, 1) and not is_dense:
-                pools[size] = np.ones((1, 1, 1), dtype=bool)  # connectivity alone
+            if (size == (1, 1) and not is_dense) or (is_dense and entries == size[0] * size[1]):
+                pools[size] = np.ones((1,) + size, dtype=bool)  # connectivity alone
             elif not isinstance(self.pattern_pool, str) and not is_dense:
                 if self.pattern_pool.shape[1:] != size:
                     raise ValueError(

@@ -122,6 +122,19 @@ def test_sequential_model_with_dense_blocks_and_conversion():
     assert lr_layers[2].kernel_size == (1, 1)
 
 
+def test_dense_blocks_kept_whole_when_entries_fill_the_block():
+    model = sequential_model()
+    config = sparsity.PatternPruningConfig(dense_block_size=(4, 4), dense_entries=16,
+                                           dense_connectivity_rate=0.5, skip_types=["Conv2D"],
+                                           skip_layers=["head"])
+    assert sparsity.PatternPruningConfig.from_config(config.get_config()) == config
+    assert list(sparsity.prune_in_place(model, config)) == ["d1"]
+    kernel = model.get_layer("d1").kernel.numpy()  # (512, 8): 128 x 2 blocks
+    nonzero = (kernel.reshape(128, 4, 2, 4) != 0).sum(axis=(1, 3))
+    assert set(np.unique(nonzero)) == {0, 16}
+    assert (nonzero == 0).mean() == pytest.approx(0.5)
+
+
 def test_admm_reduces_the_residual_monotonically_on_a_toy_problem():
     # A linear conv fitted to a teacher that is pattern-structured plus off-pattern
     # noise; enough SGD steps per update that each W-step is nearly exact, the
@@ -335,6 +348,7 @@ def test_wrapper_fails_loudly_without_its_callback_and_in_the_wrong_phase():
     ({"skip_types": ["Conv3D"]}, "skip_types=\\['Conv3D'\\]"),
     ({"pattern_pool": "random"}, "pattern_pool='random'"),
     ({"num_patterns": 0}, "num_patterns=0"),
+    ({"dense_block_size": (4, 4), "dense_entries": 17}, "entries=17"),
 ])
 def test_bad_config_values_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
