@@ -28,10 +28,10 @@ VARIANTS = ("dense", "pattern", "pattern_conn")
 CONNECTIVITY_RATE = 0.72
 """Fraction of kernels ``pattern_conn`` removes (1 / 0.28 ≈ 3.6× fewer kernels)."""
 PATTERN_GROUP = 32
-DENSE_BLOCK = (4, 4)
-"""Blocks (input × output units) in which ``pattern_conn`` removes Dense weights."""
 """Output channels sharing a pattern (and a removal) per input channel: the
 delegate's block kernel runs such groups without a wasted multiply."""
+DENSE_BLOCK = (4, 4)
+"""Blocks (input × output units) in which ``pattern_conn`` removes Dense weights."""
 
 
 def _vgg16_cifar():
@@ -152,8 +152,7 @@ def pruning_config(variant, connectivity_rate=CONNECTIVITY_RATE, group_size=PATT
     Dense kernel whose sizes they divide (kept blocks stay whole, as the
     delegate's FULLY_CONNECTED kernel streams them). ``group_size``
     consecutive output channels (depthwise: channels) share one pattern per
-    input channel and are
-    removed together; 1 gives every kernel its own. With ``model``, convs of
+    input channel and are removed together; 1 gives every kernel its own. With ``model``, convs of
     other kernel sizes (ResNet-50's 7×7 stem) are left dense.
 
     Returns:

@@ -153,14 +153,14 @@ class PatternPruningConfig:
                 raise ValueError(
                     f"Expected dense_block_size=(bh, bw). Received: dense_block_size={dense_block_size}"
                 )
-            cells = dense_block_size[0] * dense_block_size[1]
-            dense_entries = dense_entries or max(1, cells // 2)
-            if dense_entries != cells:
-                patterns_lib.check_entries(dense_block_size, dense_entries)
-            elif cells < 1:
+            if min(dense_block_size) < 1:
                 raise ValueError(
                     f"Expected a positive dense_block_size. Received: dense_block_size={dense_block_size}"
                 )
+            cells = dense_block_size[0] * dense_block_size[1]
+            dense_entries = dense_entries or max(1, cells // 2)
+            if dense_entries != cells:  # bh * bw: whole blocks, no pattern inside
+                patterns_lib.check_entries(dense_block_size, dense_entries)
         self.connectivity_rate = float(connectivity_rate)
         self.entries = entries
         self.num_patterns = num_patterns

@@ -349,6 +349,7 @@ def test_wrapper_fails_loudly_without_its_callback_and_in_the_wrong_phase():
     ({"pattern_pool": "random"}, "pattern_pool='random'"),
     ({"num_patterns": 0}, "num_patterns=0"),
     ({"dense_block_size": (4, 4), "dense_entries": 17}, "entries=17"),
+    ({"dense_block_size": (-1, -1), "dense_entries": 1}, "dense_block_size=\\(-1, -1\\)"),
 ])
 def test_bad_config_values_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
