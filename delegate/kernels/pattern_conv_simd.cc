@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "delegate/kernels/pattern_conv.h"
+#include "delegate/kernels/planar_copy.h"
 
 #ifndef COCOPIE_PATTERN_CONV_SIMD_SHARED_
 #define COCOPIE_PATTERN_CONV_SIMD_SHARED_
@@ -398,14 +399,19 @@ void FillPhaseRow(void* context, size_t ih) {
   const ConvGeometry& g = *t.g;
   const int r = static_cast<int>(ih) + g.pad_top;
   if (r >= t.plane_h) return;
-  for (int iw = 0; iw < g.in_w; ++iw) {
-    const int x = iw + g.pad_left;
-    const int phase = x % g.stride_w, column = x / g.stride_w;
-    if (column >= t.phase_w) break;
-    const float* src = t.image + (ih * g.in_w + iw) * static_cast<size_t>(g.in_c);
+  // Padded column x = iw + pad_left goes to phase x % stride_w, column
+  // x / stride_w: each phase takes every stride_w-th pixel, in column order.
+  const int s = g.stride_w;
+  for (int phase = 0; phase < s; ++phase) {
+    const int first_iw = ((phase - g.pad_left) % s + s) % s;
+    if (first_iw >= g.in_w) continue;
+    const int first_column = (first_iw + g.pad_left) / s;
+    const int count = std::min((g.in_w - first_iw + s - 1) / s, t.phase_w - first_column);
+    if (count <= 0) continue;
+    const float* src = t.image + (ih * g.in_w + first_iw) * static_cast<size_t>(g.in_c);
     float* dst = t.phases + static_cast<size_t>(phase) * g.in_c * t.plane +
-                 static_cast<size_t>(r) * t.phase_w + column;
-    for (int ci = 0; ci < g.in_c; ++ci) dst[ci * t.plane] = src[ci];
+                 static_cast<size_t>(r) * t.phase_w + first_column;
+    CopyPixelsToPlanes(src, static_cast<size_t>(s) * g.in_c, count, g.in_c, dst, t.plane);
   }
 }
 
@@ -507,23 +513,8 @@ struct TransposeTask {
 void TransposeRows(void* context, size_t oh) {
   const auto& t = *static_cast<const TransposeTask*>(context);
   const int out_c = t.g->out_c, out_w = t.g->out_w;
-  float* dst = t.out_nhwc + oh * out_w * out_c;
-  const float* src = t.out_chw + oh * t.out_stride;
-  // Eight channels at a time: each output pixel then gets a run of eight
-  // adjacent floats, and eight channel rows are read side by side.
-  constexpr int kBlock = 8;
-  int co = 0;
-  for (; co + kBlock <= out_c; co += kBlock) {
-    const float* rows = src + co * t.out_plane;
-    for (int ow = 0; ow < out_w; ++ow) {
-      float* pixel = dst + ow * out_c + co;
-      for (int j = 0; j < kBlock; ++j) pixel[j] = rows[j * t.out_plane + ow];
-    }
-  }
-  for (; co < out_c; ++co) {
-    const float* channel = src + co * t.out_plane;
-    for (int ow = 0; ow < out_w; ++ow) dst[ow * out_c + co] = channel[ow];
-  }
+  CopyPlanesToPixels(t.out_chw + oh * t.out_stride, t.out_plane, out_w, out_c,
+                     t.out_nhwc + oh * out_w * out_c, out_c);
 }
 
 }  // namespace
