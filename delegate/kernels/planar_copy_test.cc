@@ -30,7 +30,30 @@ std::vector<Shape> Shapes() {
   return shapes;
 }
 
-float Value(size_t i, size_t c) { return static_cast<float>(i * 1000 + c) + 0.25f; }
+float Value(size_t row, size_t column) { return static_cast<float>(row * 1000 + column) + 0.25f; }
+
+using CopyFn = void (*)(const float*, size_t, size_t, size_t, float*, size_t);
+
+// Both copies transpose: source rows of `columns` floats (`src_stride` apart)
+// become destination rows of `rows` floats (`dst_stride` apart); `count` and
+// `channels` are the copy's own arguments. Counts the destination floats that
+// differ from the transpose, or that were written outside it.
+size_t TransposeMismatches(CopyFn copy, size_t rows, size_t columns, size_t src_stride,
+                           size_t dst_stride, size_t count, size_t channels) {
+  std::vector<float> src(rows * src_stride + 1, 0.0f);
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < columns; ++c) src[r * src_stride + c] = Value(r, c);
+  }
+  std::vector<float> dst(columns * dst_stride + 1, kUntouched);
+  copy(src.data(), src_stride, count, channels, dst.data(), dst_stride);
+  size_t mismatches = dst.back() != kUntouched;
+  for (size_t c = 0; c < columns; ++c) {
+    for (size_t r = 0; r < dst_stride; ++r) {
+      mismatches += dst[c * dst_stride + r] != (r < rows ? Value(r, c) : kUntouched);
+    }
+  }
+  return mismatches;
+}
 
 std::string Describe(const Shape& s, int64_t target) {
   return std::string(hwy::TargetName(target)) + " count " + std::to_string(s.count) +
@@ -42,22 +65,11 @@ TEST(PlanarCopy, PixelsToPlanesOnEveryTarget) {
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
     for (const Shape& s : Shapes()) {
-      std::vector<float> pixels(s.count * s.pixel_stride + 1, 0.0f);
-      for (size_t i = 0; i < s.count; ++i) {
-        for (size_t c = 0; c < s.channels; ++c) pixels[i * s.pixel_stride + c] = Value(i, c);
-      }
-      std::vector<float> planes(s.channels * s.plane_stride + 1, kUntouched);
-      CopyPixelsToPlanes(pixels.data(), s.pixel_stride, s.count, s.channels, planes.data(),
-                         s.plane_stride);
-      size_t mismatches = 0;
-      for (size_t c = 0; c < s.channels; ++c) {
-        for (size_t j = 0; j < s.plane_stride; ++j) {
-          const float expected = j < s.count ? Value(j, c) : kUntouched;
-          mismatches += planes[c * s.plane_stride + j] != expected;
-        }
-      }
-      mismatches += planes.back() != kUntouched;
-      EXPECT_EQ(mismatches, 0u) << Describe(s, target);
+      // Source rows are pixels, destination rows are planes.
+      EXPECT_EQ(TransposeMismatches(&CopyPixelsToPlanes, s.count, s.channels, s.pixel_stride,
+                                    s.plane_stride, s.count, s.channels),
+                0u)
+          << Describe(s, target);
     }
   }
   hwy::SetSupportedTargetsForTest(0);
@@ -67,22 +79,11 @@ TEST(PlanarCopy, PlanesToPixelsOnEveryTarget) {
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
     for (const Shape& s : Shapes()) {
-      std::vector<float> planes(s.channels * s.plane_stride + 1, 0.0f);
-      for (size_t c = 0; c < s.channels; ++c) {
-        for (size_t i = 0; i < s.count; ++i) planes[c * s.plane_stride + i] = Value(i, c);
-      }
-      std::vector<float> pixels(s.count * s.pixel_stride + 1, kUntouched);
-      CopyPlanesToPixels(planes.data(), s.plane_stride, s.count, s.channels, pixels.data(),
-                         s.pixel_stride);
-      size_t mismatches = 0;
-      for (size_t i = 0; i < s.count; ++i) {
-        for (size_t j = 0; j < s.pixel_stride; ++j) {
-          const float expected = j < s.channels ? Value(i, j) : kUntouched;
-          mismatches += pixels[i * s.pixel_stride + j] != expected;
-        }
-      }
-      mismatches += pixels.back() != kUntouched;
-      EXPECT_EQ(mismatches, 0u) << Describe(s, target);
+      // Source rows are planes, destination rows are pixels.
+      EXPECT_EQ(TransposeMismatches(&CopyPlanesToPixels, s.channels, s.count, s.plane_stride,
+                                    s.pixel_stride, s.count, s.channels),
+                0u)
+          << Describe(s, target);
     }
   }
   hwy::SetSupportedTargetsForTest(0);
