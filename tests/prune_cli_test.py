@@ -132,6 +132,7 @@ def test_prune_with_the_users_recipe_and_1x1_and_dense_layers(tmp_path, capsys):
                      "--augment", "flip-crop", "--crop-pad", "2", "--optimizer", "sgd",
                      "--learning-rate", "0.05", "--schedule", "one-cycle",
                      "--label-smoothing", "0.1", "--weight-decay", "1e-4",
+                     "--admm-penalty", "direction",
                      "--admm-epochs", "1", "--finetune-epochs", "2", "--batch-size", "16",
                      "--verbose", "0"])
     printed = capsys.readouterr()
@@ -198,6 +199,11 @@ def test_prune_runs_admm_with_sgd_and_stepwise_updates_by_default(tmp_path, monk
     assert isinstance(seen["admm"], keras.optimizers.SGD)
     assert float(seen["admm"].learning_rate) == pytest.approx(0.01)
     assert isinstance(seen["finetune"], keras.optimizers.Adam)
+    assert seen["penalty"] == "absolute"
     assert (seen["update_every"], seen["update_unit"]) == (16, "step")
     rho = seen["rho"]
     assert (rho.initial, rho.multiplier, rho.maximum) == (0.1, 1.047, 1.0)
+    code = cli.main(["prune", str(model_path), "--data", str(data_path), "-o",
+                     str(tmp_path / "p.keras"), "--verbose", "0", "--admm-penalty", "direction"])
+    assert code == 1 and "stop after recording" in capsys.readouterr().err
+    assert seen["penalty"] == "direction"

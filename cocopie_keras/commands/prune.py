@@ -87,6 +87,10 @@ def add_arguments(parser):
     admm_group.add_argument("--update-every", type=int, default=16,
                             help="Z/U update period, in --update-unit")
     admm_group.add_argument("--update-unit", choices=("step", "epoch"), default="step")
+    admm_group.add_argument(
+        "--admm-penalty", choices=("absolute", "direction"), default="absolute",
+        help="direction: penalize W/|W| (rho in those units), for convs followed by "
+        "BatchNormalization, which the absolute penalty shrinks (see ADMMCallback)")
     parser.add_argument("--log-dir", help="TensorBoard directory for ADMM summaries")
     parser.add_argument("--plot", help="PNG of the pattern histogram and per-layer density")
     parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
@@ -310,7 +314,8 @@ def run(args):
         admm_epochs=args.admm_epochs, finetune_epochs=args.finetune_epochs,
         batch_size=args.batch_size, steps_per_epoch=steps, rho=rho,
         update_every=args.update_every, update_unit=args.update_unit, log_dir=args.log_dir,
-        verbose=args.verbose, finetune_compile_fn=compiler("finetune"))
+        verbose=args.verbose, finetune_compile_fn=compiler("finetune"),
+        penalty=args.admm_penalty)
     pruned_accuracy = result.model.evaluate(*test, verbose=0)[1]
     with atomic_write.atomic_path(args.output, suffix=".keras") as temporary:
         result.model.save(temporary)

@@ -29,6 +29,8 @@ import numpy as np
 
 from cocopie_keras.sparsity.wrapping import pruning_wrappers
 
+PENALTIES = ("absolute", "direction")
+
 
 @keras.saving.register_keras_serializable(package="cocopie_keras")
 class RhoSchedule:
@@ -119,6 +121,10 @@ class ADMMCallback(_PruningCallbackBase):
         log_dir: optional TensorBoard directory: per layer residual,
             pattern change, sparsity, and a pattern-id histogram per update.
         verbose: 1 prints one line per update with the worst layer.
+        penalty: ``"absolute"`` penalizes ``ρ/2·‖W − Z + U‖²``;
+            ``"direction"`` penalizes the kernel's direction,
+            ``ρ/2·‖W/‖W‖ − Z + U‖²``, with ``Z`` and ``U`` in those unit-norm
+            terms, for layers followed by a normalization (below).
 
     Attributes:
         history: one dict per update: ``step``, ``rho`` and ``layers``
@@ -135,6 +141,20 @@ class ADMMCallback(_PruningCallbackBase):
     so step-wise updates (e.g. every 16 steps, ρ growth 1.047) converge
     within the phase.
 
+    A kernel followed by BatchNormalization gives the same output at any
+    scale, and the loss gradient cannot stop it from shrinking: the absolute
+    penalty pulls the pruned weights (most of them) to zero, the whole kernel
+    shrinks with them, and SGD's effective step grows as 1/‖W‖². On the
+    CIFAR-10 network of ``bench/cifar10_study.py`` two ADMM epochs shrank the
+    kernels 2.6–3× (‖W‖ 4.4–9.4 → 1.7–3.2), the validation accuracy of the
+    unpruned weights fell from 90 % to 56 % and 46 % of the kernels changed
+    pattern at every update. The direction penalty's gradient is orthogonal
+    to ``W`` (it cannot change the scale), and it falls as 1/‖W‖ like the
+    loss gradient of such a layer, so one ρ means the same for every layer
+    whatever its scale. In its units ρ is about ‖W‖² times the absolute ρ
+    that pulls as hard (tens for the kernels above). Keep one penalty for the
+    whole ADMM phase: ``Z`` and ``U`` are in its units.
+
     Epoch logs gain ``admm_residual`` (sum over layers of ‖W − Z‖),
     ``admm_relative_residual`` (largest per layer) and ``admm_pattern_change``
     (mean over layers), shown by Keras's progress bar and kept in History.
@@ -149,8 +169,11 @@ class ADMMCallback(_PruningCallbackBase):
 
     adds_admm_loss = True
 
-    def __init__(self, update_every=1, update_unit="epoch", rho=None, log_dir=None, verbose=0):
+    def __init__(self, update_every=1, update_unit="epoch", rho=None, log_dir=None, verbose=0,
+                 penalty="absolute"):
         super().__init__()
+        if penalty not in PENALTIES:
+            raise ValueError(f"Expected penalty in {PENALTIES}. Received: penalty={penalty!r}")
         if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
             raise ValueError(f"Expected update_every >= 1. Received: update_every={update_every!r}")
         if update_unit not in ("epoch", "step"):
@@ -162,7 +185,7 @@ class ADMMCallback(_PruningCallbackBase):
         elif isinstance(rho, (int, float)):
             rho = RhoSchedule(rho, 1.0, rho)
         self.update_every, self.update_unit, self.rho = update_every, update_unit, rho
-        self.log_dir, self.verbose = log_dir, verbose
+        self.log_dir, self.verbose, self.penalty = log_dir, verbose, penalty
         if update_unit == "step":
             # Only step-based updates need a per-batch hook: any batch hook
             # makes Keras synchronize after every step, which costs time.
@@ -173,7 +196,8 @@ class ADMMCallback(_PruningCallbackBase):
 
     def get_config(self):
         return {"update_every": self.update_every, "update_unit": self.update_unit,
-                "rho": self.rho.get_config(), "log_dir": self.log_dir, "verbose": self.verbose}
+                "rho": self.rho.get_config(), "log_dir": self.log_dir, "verbose": self.verbose,
+                "penalty": self.penalty}
 
     @classmethod
     def from_config(cls, config):
@@ -245,7 +269,8 @@ class ADMMCallback(_PruningCallbackBase):
         index = self._counter("admm_updates")
         steps, epochs = self._counter("admm_steps"), self._counter("admm_epochs")
         rho = self.rho(index)
-        records = {w.layer.name: w.admm_update(rho) for w in self._wrappers}
+        direction = self.penalty == "direction"
+        records = {w.layer.name: w.admm_update(rho, direction) for w in self._wrappers}
         for wrapper in self._wrappers:
             wrapper.admm_steps.assign(steps)
             wrapper.admm_update_step.assign(steps)

@@ -44,7 +44,8 @@ def _check_epochs(**epochs):
 def admm_prune(model, train, compile_fn, config=None, admm_epochs=6, finetune_epochs=4,
                batch_size=64, validation_data=None, rho=None, update_every=1,
                update_unit="epoch", log_dir=None, callbacks=(), verbose=1,
-               finetune_compile_fn=None, admm_callbacks=(), steps_per_epoch=None):
+               finetune_compile_fn=None, admm_callbacks=(), steps_per_epoch=None,
+               penalty="absolute"):
     """Pattern + connectivity pruning with ADMM, then masked fine-tuning.
 
     Args:
@@ -58,7 +59,7 @@ def admm_prune(model, train, compile_fn, config=None, admm_epochs=6, finetune_ep
         admm_epochs, finetune_epochs: epochs per phase.
         batch_size: used when ``train`` is arrays.
         validation_data: passed to ``fit``.
-        rho, update_every, update_unit, log_dir: see ``ADMMCallback``.
+        rho, update_every, update_unit, log_dir, penalty: see ``ADMMCallback``.
         callbacks: extra Keras callbacks for both phases.
         admm_callbacks: extra Keras callbacks for the ADMM phase only.
         verbose: Keras ``fit`` verbosity.
@@ -71,7 +72,7 @@ def admm_prune(model, train, compile_fn, config=None, admm_epochs=6, finetune_ep
     _check_epochs(admm_epochs=admm_epochs, finetune_epochs=finetune_epochs)
     wrapped = wrapping.prune_wrap(model, config)  # validates config before training
     admm_callback = admm.ADMMCallback(update_every=update_every, update_unit=update_unit,
-                                      rho=rho, log_dir=log_dir)
+                                      rho=rho, log_dir=log_dir, penalty=penalty)
     histories = {}
     if admm_epochs:
         compile_fn(wrapped)

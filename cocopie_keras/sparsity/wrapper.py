@@ -145,7 +145,12 @@ class PatternPruneWrapper(keras.layers.Wrapper):
                 )
             if callback.adds_admm_loss:
                 # ρ/2·‖W − Z + U‖²; its gradient ρ(W − Z + U) pulls W to Z − U.
-                gap = self.layer.kernel - self.admm_z + self.admm_u
+                # The direction penalty puts W/‖W‖ in W's place (ADMMCallback).
+                kernel = self.layer.kernel
+                if callback.penalty == "direction":
+                    norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(kernel)))
+                    kernel = kernel / keras.ops.maximum(norm, 1e-12)
+                gap = kernel - self.admm_z + self.admm_u
                 self.add_loss(0.5 * self.admm_rho * keras.ops.sum(keras.ops.square(gap)))
                 # Counted by the step itself: a checkpoint taken at any point
                 # (BackupAndRestore, ModelCheckpoint) holds the exact count.
@@ -190,11 +195,13 @@ class PatternPruneWrapper(keras.layers.Wrapper):
         """Pattern + connectivity projection of ``weights`` (kernel-shaped)."""
         return self._plan.project(weights)
 
-    def admm_update(self, rho):
+    def admm_update(self, rho, direction=False):
         """One ADMM step: ``Z ← Π(W + U)``, ``U ← (U + W − Z)·ρ_old/ρ``; sets ρ.
 
         ``U`` is the scaled dual (``λ = ρU``), so it is rescaled when ρ
         changes. On the first call (no update yet) ``Z ← Π(W)`` and ``U ← 0``.
+        With ``direction``, ``W/‖W‖`` stands for ``W`` (the direction
+        penalty of ``ADMMCallback``).
 
         Returns:
             dict with ``residual`` ‖W − Z‖, ``relative_residual`` ‖W − Z‖/‖W‖,
@@ -204,6 +211,8 @@ class PatternPruneWrapper(keras.layers.Wrapper):
         if not rho > 0:
             raise ValueError(f"Expected rho > 0. Received: rho={rho!r}")
         weights = keras.ops.convert_to_numpy(self.kernel).astype(np.float64)
+        if direction:
+            weights = weights / max(float(np.linalg.norm(weights)), 1e-12)
         first = int(keras.ops.convert_to_numpy(self.admm_updates)) == 0
         dual = 0.0 if first else keras.ops.convert_to_numpy(self.admm_u).astype(np.float64)
         target = weights + dual
