@@ -150,8 +150,8 @@ class ADMMCallback(_PruningCallbackBase):
     unpruned weights fell from 90 % to 56 % and 46 % of the kernels changed
     pattern at every update. The direction penalty's gradient is orthogonal
     to ``W`` (it cannot change the scale), and it falls as 1/‖W‖ like the
-    loss gradient of such a layer, so one ρ means the same for every layer
-    whatever its scale. In its units ρ is about ‖W‖² times the absolute ρ
+    loss gradient of such a layer, so ρ weighs the penalty against the loss
+    alike in every layer whatever its scale. In its units ρ is about ‖W‖² times the absolute ρ
     that pulls as hard (tens for the kernels above). Keep one penalty for the
     whole ADMM phase: ``Z`` and ``U`` are in its units.
 
