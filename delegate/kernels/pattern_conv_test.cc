@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "delegate/kernels/conv_testing.h"
-#include "delegate/kernels/pattern_conv_tester.h"
+#include "delegate/kernels/pattern_conv_testing.h"
 #include "gtest/gtest.h"
 #include "hwy/targets.h"
 

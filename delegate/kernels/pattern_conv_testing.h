@@ -1,8 +1,8 @@
 // PatternConvTester: a fluent description of one pattern-convolution case,
 // run on every SIMD target this CPU has and compared with a dense scalar
 // convolution. Included by *_test.cc files alone (it uses the test framework).
-#ifndef COCOPIE_DELEGATE_KERNELS_PATTERN_CONV_TESTER_H_
-#define COCOPIE_DELEGATE_KERNELS_PATTERN_CONV_TESTER_H_
+#ifndef COCOPIE_DELEGATE_KERNELS_PATTERN_CONV_TESTING_H_
+#define COCOPIE_DELEGATE_KERNELS_PATTERN_CONV_TESTING_H_
 
 #include <pthreadpool.h>
 
@@ -256,4 +256,4 @@ class PatternConvTester {
 
 }  // namespace cocopie
 
-#endif  // COCOPIE_DELEGATE_KERNELS_PATTERN_CONV_TESTER_H_
+#endif  // COCOPIE_DELEGATE_KERNELS_PATTERN_CONV_TESTING_H_
