@@ -267,8 +267,11 @@ def train(args):
     return record
 
 
-def _latencies_ms(models, image, threads, rounds=5):
-    """Median over interleaved rounds of each interpreter's median latency."""
+def _latencies_ms(models, image, threads, rounds=20, repeats=200):
+    """Median over interleaved rounds of each interpreter's median latency.
+
+    The model takes well under a millisecond, so a round times ``repeats``
+    invokes: with 5 rounds of 30 the ratio moved by 15 % between calls."""
     from cocopie_keras.bench import timing
     from cocopie_keras import delegate
 
@@ -277,7 +280,8 @@ def _latencies_ms(models, image, threads, rounds=5):
     samples = {name: [] for name in models}
     for _ in range(rounds):  # interleaved: load drifts hit every runtime alike
         for name, interpreter in interpreters.items():
-            samples[name].append(timing.median_latency_ms(interpreter, image)[0])
+            samples[name].append(timing.median_latency_ms(interpreter, image,
+                                                          repeats=repeats)[0])
     return {name: float(np.median(values)) for name, values in samples.items()}
 
 
