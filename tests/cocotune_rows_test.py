@@ -6,22 +6,16 @@ bench/results/cocotune_study.json; a wrong prefix or time here changes every
 rederived speed-up without any training being wrong.
 """
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import bench_scripts
 
 
 @pytest.fixture(scope="module")
 def rows_module():
-    spec = importlib.util.spec_from_file_location(
-        "cocotune_rows", os.path.join(ROOT, "bench", "cocotune_rows.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("cocotune_rows")
 
 
 def trial(params, curve, epoch_seconds, setup=2.0, tail=1.0, index=0, init="default"):

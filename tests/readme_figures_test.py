@@ -7,23 +7,16 @@ running the script, fails here.
 """
 
 import copy
-import importlib.util
 import os
 
 import pytest
 
+import bench_scripts
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "readme_figures", os.path.join(ROOT, "bench", "readme_figures.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-figures = load_script()
+figures = bench_scripts.load("readme_figures")
 
 
 def read(name):
