@@ -21,6 +21,7 @@
 #include "delegate/graph/partition_kernel.h"
 #include "delegate/kernels/pattern_conv.h"
 #include "delegate/kernels/pattern_dwconv.h"
+#include "delegate/kernels/simd_target.h"
 
 namespace cocopie {
 namespace {
@@ -197,6 +198,8 @@ CocopieDelegateOptions CocopieDelegateOptionsDefault(void) {
 TfLiteDelegate* CocopieDelegateCreate(const CocopieDelegateOptions* options) {
   const CocopieDelegateOptions chosen =
       options != nullptr ? *options : CocopieDelegateOptionsDefault();
+  // Before any weights are packed for a target (simd_target.h).
+  if (*CocopieDelegateSimdTargetError() != '\0') return nullptr;
   if (chosen.num_threads < 0 || chosen.kernel < kCocopieKernelAuto ||
       chosen.kernel > kCocopieKernelBlock || chosen.tuning < kCocopieTuningCache ||
       chosen.tuning > kCocopieTuningRetune) {
@@ -223,10 +226,18 @@ int CocopieDelegateClaimedNodes(const TfLiteDelegate* delegate) {
 }
 
 const char* CocopieDelegateSimdTarget(void) {
+  CocopieDelegateSimdTargetError();  // the choice is made on the first call
   return cocopie::PatternConvSimdTarget();
 }
 
+const char* CocopieDelegateSimdTargetError(void) {
+  return cocopie::GuardValue<const char*>("could not choose the SIMD target", [] {
+    return cocopie::SelectSimdTarget().c_str();
+  });
+}
+
 int CocopieDelegatePreferredChannelBlock(void) {
+  CocopieDelegateSimdTargetError();  // the block follows the chosen target
   return cocopie::PreferredChannelBlock();
 }
 

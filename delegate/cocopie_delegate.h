@@ -51,7 +51,10 @@ typedef struct CocopieDelegateOptions {
 
 COCOPIE_EXPORT CocopieDelegateOptions CocopieDelegateOptionsDefault(void);
 
-// Returns NULL if `options` are invalid.
+// Returns NULL if `options` are invalid, or if the environment variable
+// COCOPIE_SIMD_TARGET names no SIMD target this CPU supports
+// (kernels/simd_target.h: the first call of this, CocopieDelegateSimdTarget or
+// CocopieDelegatePreferredChannelBlock picks the process's SIMD target).
 COCOPIE_EXPORT TfLiteDelegate* CocopieDelegateCreate(
     const CocopieDelegateOptions* options);
 
@@ -71,6 +74,10 @@ COCOPIE_EXPORT const char* CocopieDelegateKernelTunings(TfLiteDelegate* delegate
 
 // The SIMD target the kernels dispatch to on this CPU, e.g. "AVX3", "NEON".
 COCOPIE_EXPORT const char* CocopieDelegateSimdTarget(void);
+
+// Empty when the SIMD target was chosen as asked; otherwise why
+// COCOPIE_SIMD_TARGET was refused (no delegate is then created).
+COCOPIE_EXPORT const char* CocopieDelegateSimdTargetError(void);
 
 // Output channels the block kernel computes together on this CPU (16 or 32):
 // channel groups of a multiple of it share a pattern union without padding.

@@ -114,6 +114,13 @@ TfLiteDelegate* CreateDelegate(char** options_keys, char** options_values,
       return nullptr;
     }
   }
+  const std::string target_error = CocopieDelegateSimdTargetError();
+  if (!target_error.empty()) {
+    const std::string message = "cocopie delegate: " + target_error;
+    if (report_error != nullptr) report_error(message.c_str());
+    *reported = true;
+    return nullptr;
+  }
   return CocopieDelegateCreate(&options);
 }
 

@@ -4,12 +4,15 @@
 //   make bench-kernels
 //   out/pattern_conv_bench [--threads N] [--removed 0.72] [--pool 8] [--group 1]
 //                          [--repeats 20] [--rows-chunk-bytes 16384]
-//                          [--layer SIZE,IN,OUT,STRIDE ...]
+//                          [--target AVX2] [--layer SIZE,IN,OUT,STRIDE ...]
 //
 // Weights are free per-kernel 4-of-9 patterns from a pool (`--pool`), a
 // fraction `--removed` of kernels removed; `--group N` gives N consecutive
 // output channels one pattern and one removal per input channel (the
-// co-design grouping). Inputs are unit-scale, so no denormals.
+// co-design grouping). Inputs are unit-scale, so no denormals. `--target`
+// runs the kernels (and the peak loop) on another Highway target this CPU
+// supports, by its name as printed (AVX3, AVX2, SSE4, ...): a wider target is
+// not always the faster one.
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "delegate/bench/pattern_conv_bench.cc"
@@ -122,7 +125,19 @@ struct Options {
   int rows_chunk_bytes = PatternConvScratch().chunk_bytes;
   double removed = 0.72;
   std::vector<Layer> layers;  // --layer SIZE,IN,OUT,STRIDE (repeatable)
+  std::string target;         // empty: the best one
 };
+
+// Restricts dispatch to the supported target called `name`; false if none is.
+bool SelectTarget(const std::string& name) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    if (name == hwy::TargetName(target)) {
+      hwy::SetSupportedTargetsForTest(target);
+      return true;
+    }
+  }
+  return false;
+}
 
 double BestMs(int repeats, const std::function<void()>& run) {
   run();  // warm-up
@@ -179,17 +194,18 @@ void RunLayer(const Layer& l, const Options& o, pthreadpool_t pool, double peak)
   const double rows_ms = BestMs(o.repeats, [&] {
     PatternConvSimd(g, packed, input.data(), output.data(), &rows_scratch, pool);
   });
-  const BlockPackedWeights blocks = PackChannelBlocks(packed, PreferredChannelBlock());
+  const BlockPackedWeights blocks = PackLeastPaddedBlocks(packed);  // as the delegate packs
   BlockConvScratch block_scratch;
   const double block_ms = BestMs(o.repeats, [&] {
     PatternConvBlock(g, blocks, input.data(), output.data(), &block_scratch, pool);
   });
   auto gflops = [&](double ms) { return kept_flops / ms * 1e-6; };
   std::printf("%-26s rows %8.3f ms %6.1f GFLOP/s %5.1f%% | block %8.3f ms %6.1f GFLOP/s "
-              "%5.1f%% (x%.2f taps)\n",
+              "%5.1f%% (x%.2f taps, block %d)\n",
               l.name, rows_ms, gflops(rows_ms), 100.0 * gflops(rows_ms) / peak, block_ms,
               gflops(block_ms), 100.0 * gflops(block_ms) / peak,
-              static_cast<double>(blocks.padded_taps) / std::max<int64_t>(1, blocks.kept_taps));
+              static_cast<double>(blocks.padded_taps) / std::max<int64_t>(1, blocks.kept_taps),
+              blocks.block);
 }
 
 int Main(int argc, char** argv) {
@@ -203,6 +219,7 @@ int Main(int argc, char** argv) {
     else if (flag == "--group") o.group = std::atoi(value);
     else if (flag == "--repeats") o.repeats = std::atoi(value);
     else if (flag == "--rows-chunk-bytes") o.rows_chunk_bytes = std::atoi(value);
+    else if (flag == "--target") o.target = value;
     else if (flag == "--layer") {
       Layer l{"custom", 0, 0, 0, 0};
       if (std::sscanf(value, "%d,%d,%d,%d", &l.size, &l.in_c, &l.out_c, &l.stride) != 4 ||
@@ -225,10 +242,15 @@ int Main(int argc, char** argv) {
                          "repeats >= 1, 0 <= removed < 1 and rows-chunk-bytes >= 0\n");
     return 2;
   }
+  if (!o.target.empty() && !SelectTarget(o.target)) {
+    std::fprintf(stderr, "expected --target to name a Highway target this CPU supports. "
+                         "Received: %s\n", o.target.c_str());
+    return 2;
+  }
   pthreadpool_t pool = pthreadpool_create(o.threads);
   const double peak = MeasurePeak(pool, o.threads);
   std::printf("target %s, %d threads, FMA peak %.1f GFLOP/s; pool %d, removed %.2f, group %d, "
-              "rows chunk %d B; GFLOP/s on kept MACs, %% of peak, block taps run per kept tap\n",
+              "rows chunk %d B; GFLOP/s on kept MACs, %% of peak, block taps run per kept tap and channel block\n",
               PatternConvSimdTarget(), o.threads, peak, o.pool, o.removed, o.group,
               o.rows_chunk_bytes);
   if (o.layers.empty()) o.layers.assign(std::begin(kLayers), std::end(kLayers));

@@ -300,9 +300,10 @@ void ChooseKernel(int choice, ConvStep* step) {
   step->use_block = false;
   step->built_in_block = false;
   if (choice == kCocopieKernelRows || choice == kCocopieKernelReference) return;
-  BlockPackedWeights blocks = PackChannelBlocks(step->weights, PreferredChannelBlock());
+  BlockPackedWeights blocks = PackLeastPaddedBlocks(step->weights);
   step->block_padding = static_cast<double>(blocks.padded_taps) /
                         static_cast<double>(std::max<int64_t>(1, blocks.kept_taps));
+  step->least_padded_block = blocks.block;
   if (choice == kCocopieKernelBlock || BlockExpectedFaster(step->block_padding, step->geometry)) {
     step->blocks = std::move(blocks);
     step->use_block = true;

@@ -188,10 +188,13 @@ struct ConvStep : ConvStepBase {
   // What ChooseKernel picked (the built-in choice tuning=off restores),
   // refreshed for the output size by RefreshBuiltInChoice.
   bool built_in_block = false;
-  // Block-kernel taps run per kept tap (PackChannelBlocks at the preferred
-  // block): 1 for weights grouped as the block kernel wants, about 6 for free
-  // patterns.
+  // Block-kernel taps run per kept tap (PackLeastPaddedBlocks): 1 for
+  // weights grouped as the block kernel wants, about 6 for free patterns.
   double block_padding = 0.0;
+  // The channel block PackLeastPaddedBlocks picked for these weights, the one
+  // the built-in choice runs the block kernel with (0: kernel=rows or
+  // reference, never packed).
+  int least_padded_block = 0;
   // Signature and CPU key the kernel choice was last resolved for by
   // TuneConvStep (empty: not yet).
   std::string tuning_key;

@@ -120,7 +120,8 @@ KernelTuning BuiltInTuning(const ConvStep& step) {
     return t;
   }
   t.kernel = KernelKind::kBlock;
-  t.channel_block = PreferredChannelBlock();
+  t.channel_block =
+      step.least_padded_block != 0 ? step.least_padded_block : PreferredChannelBlock();
   t.block.tile_pixels = BlockKernelTilePixels(t.channel_block).front();
   return t;
 }

@@ -3,10 +3,13 @@
 #ifndef COCOPIE_DELEGATE_KERNELS_CONV_TESTING_H_
 #define COCOPIE_DELEGATE_KERNELS_CONV_TESTING_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "delegate/kernels/pattern_conv.h"
 #include "gtest/gtest.h"
+#include "hwy/targets.h"
 
 namespace cocopie {
 
@@ -21,6 +24,14 @@ inline bool SizeConvGeometryOrSkip(const ConvGeometry& base, int kernel, Padding
   if (ComputeConvGeometry(padding, g, &error)) return true;
   EXPECT_TRUE(allow_empty) << error;
   return false;
+}
+
+// Every SIMD target this CPU supports, for tests that run each in turn: the
+// process-wide restriction a delegate may have applied (simd_target.h) is
+// lifted first, or a test that runs after one would cover that target alone.
+inline std::vector<int64_t> EverySimdTarget() {
+  hwy::DisableTargets(0);
+  return hwy::SupportedAndGeneratedTargets();
 }
 
 }  // namespace cocopie

@@ -161,6 +161,14 @@ struct BlockPackedWeights {
 // output channels (PreferredChannelBlock() for the kernel on this CPU).
 BlockPackedWeights PackChannelBlocks(const PackedPatternWeights& exact, int block);
 
+// Packs `exact` with the channel block, among those compiled on this CPU
+// (BlockKernelChannelBlocks), that runs the fewest padded taps: the preferred
+// one unless another cuts them by more than a tenth. Weights pruned in
+// groups of 16 output channels thus run exact at 16 on a CPU that prefers 32
+// (packed at 32, two groups' patterns are merged and 1.8 taps run per kept
+// tap); the grouping training chose decides, not the CPU alone.
+BlockPackedWeights PackLeastPaddedBlocks(const PackedPatternWeights& exact);
+
 // Order in which the (channel block x pixel group) tasks are handed to the
 // pool. Consecutive tasks of one worker share their weights when blocks are
 // outer, and their input pixels when pixels are outer.

@@ -291,6 +291,19 @@ std::vector<int> BlockKernelChannelBlocks() {
   return blocks;
 }
 
+BlockPackedWeights PackLeastPaddedBlocks(const PackedPatternWeights& exact) {
+  // Another block must cut padded taps by more than this to replace the
+  // preferred one, whose wider tiles run more FMAs per load.
+  constexpr double kPaddingMargin = 0.9;
+  const std::vector<int> blocks = BlockKernelChannelBlocks();  // preferred first
+  BlockPackedWeights best = PackChannelBlocks(exact, blocks.front());
+  for (size_t i = 1; i < blocks.size(); ++i) {
+    BlockPackedWeights other = PackChannelBlocks(exact, blocks[i]);
+    if (other.padded_taps < kPaddingMargin * best.padded_taps) best = std::move(other);
+  }
+  return best;
+}
+
 std::vector<int> BlockKernelTilePixels(int block) {
   size_t count = 0;
   const BlockVariant* variants = HWY_DYNAMIC_DISPATCH(GetBlockVariants)(&count);

@@ -12,6 +12,7 @@
 
 #include "delegate/kernels/conv_testing.h"
 #include "delegate/kernels/pattern_conv_testing.h"
+#include "delegate/lr/lr_format.h"
 #include "gtest/gtest.h"
 #include "hwy/targets.h"
 
@@ -74,6 +75,42 @@ TEST(PatternConv, AllKernelsRemovedGivesBias) {
 TEST(PatternConv, BlockSharedPatterns) {
   PatternConvTester().Input(9, 10).Channels(5, 64).BlockPatterns().Removed(0.3).Test();
 }
+// 64 output channels whose patterns (and removals) are shared by groups of
+// `group`, packed as the delegate packs them.
+BlockPackedWeights PackedInGroups(int group) {
+  std::mt19937 rng(group);
+  LrLayer layer;
+  layer.out_channels = 64;
+  layer.in_channels = 12;
+  layer.kernel_h = layer.kernel_w = 3;
+  layer.entries_per_pattern = 4;
+  layer.out_group = group;
+  layer.pattern_masks = {0x1B, 0xD8, 0x3A, 0xB8};
+  for (int i = 0; i < 64 / group * layer.in_channels; ++i) {
+    layer.kernel_pattern.push_back(rng() % 3 == 0 ? kRemovedKernel : rng() % 4);
+  }
+  const std::vector<float> filter(static_cast<size_t>(64) * 9 * layer.in_channels, 0.5f);
+  return PackLeastPaddedBlocks(PackPatternWeights(layer, filter.data(), nullptr));
+}
+
+TEST(PatternConv, WeightsPackAtTheBlockTheirGroupsFit) {
+  for (int64_t target : EverySimdTarget()) {
+    hwy::SetSupportedTargetsForTest(target);
+    const std::vector<int> blocks = BlockKernelChannelBlocks();  // preferred first
+    const int smallest = *std::min_element(blocks.begin(), blocks.end());
+    // Groups of the preferred block: it stays (ties go to the wider tiles).
+    const BlockPackedWeights preferred = PackedInGroups(blocks.front());
+    EXPECT_EQ(preferred.block, blocks.front()) << hwy::TargetName(target);
+    EXPECT_EQ(preferred.padded_taps, preferred.kept_taps) << hwy::TargetName(target);
+    // Groups of a smaller compiled block run exact at that block, instead of
+    // merging two groups' patterns.
+    const BlockPackedWeights small = PackedInGroups(smallest);
+    EXPECT_EQ(small.block, smallest) << hwy::TargetName(target);
+    EXPECT_EQ(small.padded_taps, small.kept_taps) << hwy::TargetName(target);
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 TEST(PatternConv, BlockPackedForAnotherTargetIsRefused) {
   // No target compiles a 24-channel block (blocks are 8, 16 or 32).
   const int other = 24;

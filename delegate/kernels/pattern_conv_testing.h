@@ -83,7 +83,7 @@ class PatternConvTester {
     ExpectNear(expected, output, "reference");
 
     pthreadpool_t pool = threads_ > 1 ? pthreadpool_create(threads_) : nullptr;
-    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    for (int64_t target : EverySimdTarget()) {
       hwy::SetSupportedTargetsForTest(target);
       PatternConvScratch scratch;
       BlockConvScratch block_scratch;

@@ -141,7 +141,7 @@ class DepthwiseTester {
     }
     pthreadpool_t pool = threads_ > 1 ? SharedPool() : nullptr;
     std::vector<DepthwiseConvScratch> scratch(1);
-    std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
+    std::vector<int64_t> targets = EverySimdTarget();
     for (const ConvGeometry& shape : shapes) {
       std::vector<float> input(static_cast<size_t>(shape.batch) * shape.in_h * shape.in_w *
                                channels);

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "delegate/kernels/conv_testing.h"
 #include "gtest/gtest.h"
 #include "hwy/targets.h"
 
@@ -62,7 +63,7 @@ std::string Describe(const Shape& s, int64_t target) {
 }
 
 TEST(PlanarCopy, PixelsToPlanesOnEveryTarget) {
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+  for (int64_t target : EverySimdTarget()) {
     hwy::SetSupportedTargetsForTest(target);
     for (const Shape& s : Shapes()) {
       // Source rows are pixels, destination rows are planes.
@@ -76,7 +77,7 @@ TEST(PlanarCopy, PixelsToPlanesOnEveryTarget) {
 }
 
 TEST(PlanarCopy, PlanesToPixelsOnEveryTarget) {
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+  for (int64_t target : EverySimdTarget()) {
     hwy::SetSupportedTargetsForTest(target);
     for (const Shape& s : Shapes()) {
       // Source rows are planes, destination rows are pixels.

@@ -6,6 +6,7 @@
 #include <pthreadpool.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -444,10 +445,15 @@ TEST(KernelTuning, OffRestoresTheBuiltInChoice) {
   TuneConvStep(&state, &step, nullptr);
   EXPECT_EQ(state.node_tunings()[3].source, "off");
   EXPECT_TRUE(step.use_block);
-  BlockKernelParams built_in;  // today's defaults, the tile made explicit
-  built_in.tile_pixels = BlockKernelTilePixels(PreferredChannelBlock()).front();
+  // Today's defaults, the tile made explicit, at the block that pads these
+  // 16 output channels least (16 where it is compiled, even if 32 is preferred).
+  const int block = PackLeastPaddedBlocks(step.weights).block;
+  const std::vector<int> blocks = BlockKernelChannelBlocks();
+  if (std::find(blocks.begin(), blocks.end(), 16) != blocks.end()) EXPECT_EQ(block, 16);
+  BlockKernelParams built_in;
+  built_in.tile_pixels = BlockKernelTilePixels(block).front();
   EXPECT_TRUE(step.block_scratch.params == built_in);
-  EXPECT_EQ(step.blocks.block, PreferredChannelBlock());
+  EXPECT_EQ(step.blocks.block, block);
 }
 
 }  // namespace
