@@ -158,11 +158,13 @@ def test_bad_arguments_are_refused():
             runner.run_benchmark(group_size=bad)
 
 
-def test_pruned_rows_name_their_group_size():
-    doc = bench(["builtin"], variants=("dense", "pattern_conn"), group_size=1)
+def test_pruned_rows_name_their_group_size_and_rate():
+    doc = bench(["builtin"], variants=("dense", "pattern", "pattern_conn"), group_size=1)
     assert doc["config"]["group_size"] == 1
-    assert {row["variant"]: row["group_size"] for row in doc["rows"]} == {
-        "dense": None, "pattern_conn": 1}
+    assert {row["variant"]: (row["group_size"], row["connectivity_rate"])
+            for row in doc["rows"]} == {
+        "dense": (None, None), "pattern": (1, 0.0),
+        "pattern_conn": (1, doc["config"]["connectivity_rate"])}
     assert report.validate(doc) == []
 
 

@@ -324,7 +324,10 @@ def _measure_variant(build, model_name, variant, pruning, work_dir, keep_work, w
     bar.total += sum(1 for case in cases if case.layer) * len(classes)
     bar.refresh()
     for case, row in _measure_cases(cases, classes, threads, limits, settings, bar):
+        # Each row names the pruning it measured: a study's figures pair with
+        # the rows of the same configuration only.
         row["group_size"] = None if variant == "dense" else group_size
+        row["connectivity_rate"] = {"dense": None, "pattern": 0.0}.get(variant, rate)
         yield case, row
     if not keep_work:
         shutil.rmtree(directory, ignore_errors=True)
