@@ -50,8 +50,47 @@ METHODS = ("admm_pattern", "oneshot_pattern", "magnitude", "filter")
 DEFAULT_WORKDIR = os.path.join(os.path.dirname(cifar10_train.DEFAULT_WORKDIR), "cifar10_study")
 
 
-def run_name(method, group_size, seed):
-    return f"{method}_g{group_size}_s{seed}"
+DEFAULT_EPOCHS = (4, 6)
+"""``--admm-epochs``, ``--finetune-epochs``: the study's budget."""
+
+
+def run_name(method, group_size, seed, epochs=DEFAULT_EPOCHS):
+    """The run's folder and record name. A budget other than the default is
+    part of it (``_e4+16``): runs of different budgets must never resume from
+    each other's checkpoints."""
+    name = f"{method}_g{group_size}_s{seed}"
+    if tuple(epochs) != DEFAULT_EPOCHS:
+        name += f"_e{epochs[0]}+{epochs[1]}"
+    return name
+
+
+def recipe(args):
+    """The training settings a record names and a resumed run must share."""
+    return {"lr": args.lr, "admm_lr": args.admm_lr, "admm_penalty": args.admm_penalty,
+            "rho": args.rho, "rho_growth": args.rho_growth, "rho_max": args.rho_max,
+            "update_steps": args.update_steps, "batch_size": args.batch_size,
+            "weight_decay": args.weight_decay, "warmup_epochs": args.warmup_epochs,
+            "connectivity_rate": args.connectivity_rate, "train_limit": args.train_limit}
+
+
+def claim_workdir(workdir, settings):
+    """Records ``settings`` on a run's first start; a later start with other
+    settings would resume checkpoints trained differently, so it is refused."""
+    path = os.path.join(workdir, "settings.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            before = json.load(f)
+        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        if changed:
+            raise SystemExit(
+                f"Expected the settings of the run in {workdir} to resume it. Received: "
+                + ", ".join(f"{k}={new!r} (the run has {old!r})"
+                            for k, (old, new) in sorted(changed.items()))
+                + ". Remove that folder or pass another --workdir.")
+        return
+    with open(path + ".partial", "w") as f:
+        json.dump(settings, f, indent=1)
+    os.replace(path + ".partial", path)
 
 
 def pruning_config(args):
@@ -214,9 +253,11 @@ def train(args):
     import keras
 
     keras.utils.set_random_seed(args.seed)
-    name = run_name(args.method, args.group_size, args.seed)
+    name = run_name(args.method, args.group_size, args.seed,
+                    (args.admm_epochs, args.finetune_epochs))
     workdir = os.path.join(args.workdir, name)
     os.makedirs(workdir, exist_ok=True)
+    claim_workdir(workdir, {**recipe(args), "dense": os.path.abspath(args.dense)})
     (x_train, y_train), (x_val, y_val) = cifar10_data.load_split(
         args.data, os.path.join(args.workdir, "cifar10_uint8.npz"))
     if args.train_limit:  # smoke runs only: the study trains on all 45,000
@@ -253,11 +294,7 @@ def train(args):
               "connectivity_rate": args.connectivity_rate,
               "admm_epochs": args.admm_epochs if args.method == "admm_pattern" else 0,
               "epochs": args.admm_epochs + args.finetune_epochs,
-              "recipe": {"lr": args.lr, "admm_lr": args.admm_lr,
-                         "admm_penalty": args.admm_penalty, "rho": args.rho,
-                         "rho_growth": args.rho_growth, "rho_max": args.rho_max,
-                         "update_steps": args.update_steps, "batch_size": args.batch_size,
-                         "weight_decay": args.weight_decay},
+              "recipe": recipe(args),
               "seconds_last_process": round(time.time() - start, 1), "phases": phases, **extra}
     if args.train_limit:
         record["train_limit"] = args.train_limit
@@ -366,8 +403,8 @@ def parse_args(argv=None):
     run.add_argument("--group-size", type=int, default=1)
     run.add_argument("--connectivity-rate", type=float, default=0.72)
     run.add_argument("--dense", default=os.path.join(RESULTS, "dense.keras"))
-    run.add_argument("--admm-epochs", type=int, default=4)
-    run.add_argument("--finetune-epochs", type=int, default=6)
+    run.add_argument("--admm-epochs", type=int, default=DEFAULT_EPOCHS[0])
+    run.add_argument("--finetune-epochs", type=int, default=DEFAULT_EPOCHS[1])
     run.add_argument("--batch-size", type=int, default=512)
     run.add_argument("--lr", type=float, default=0.1, help="fine-tuning one-cycle peak")
     run.add_argument("--warmup-epochs", type=float, default=0.5)
