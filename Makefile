@@ -117,8 +117,8 @@ $(OUT)/cc_tests: $(SANITIZED_SRC_OBJS) $(SANITIZED_TEST_OBJS)
 KERNEL_BENCH := $(OUT)/pattern_conv_bench
 KERNEL_BENCH_SRCS := delegate/bench/pattern_conv_bench.cc delegate/kernels/pattern_conv.cc \
   delegate/kernels/pattern_conv_simd.cc delegate/kernels/pattern_conv_block.cc \
-  delegate/kernels/planar_copy.cc delegate/kernels/rows_layout.cc delegate/lr/lr_format.cc \
-  delegate/lr/schema_helpers.cc delegate/lr/tuning_record.cc delegate/tuning/tuning_record_rules.cc
+  delegate/kernels/planar_copy.cc delegate/kernels/rows_layout.cc delegate/kernels/simd_target.cc \
+  delegate/lr/lr_format.cc delegate/lr/schema_helpers.cc delegate/lr/tuning_record.cc delegate/tuning/tuning_record_rules.cc
 $(KERNEL_BENCH): $(KERNEL_BENCH_SRCS) $(DELEGATE_HDRS) $(LR_HEADER) | $(OUT)/.apt-stamp
 	g++ -std=c++17 -O3 -I. -I$(GENERATED) -Wall -Werror $(KERNEL_BENCH_SRCS) -o $@ -lhwy -lpthreadpool -lpthread
 

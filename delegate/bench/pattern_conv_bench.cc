@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "delegate/kernels/pattern_conv.h"
+#include "delegate/kernels/simd_target.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace cocopie {
@@ -128,15 +129,13 @@ struct Options {
   std::string target;         // empty: the best one
 };
 
-// Restricts dispatch to the supported target called `name`; false if none is.
+// Restricts dispatch to the supported target called `name` (matched as the
+// delegate matches COCOPIE_SIMD_TARGET); false if none is.
 bool SelectTarget(const std::string& name) {
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    if (name == hwy::TargetName(target)) {
-      hwy::SetSupportedTargetsForTest(target);
-      return true;
-    }
-  }
-  return false;
+  int64_t chosen = 0;
+  if (!ChooseSimdTarget(name, hwy::SupportedAndGeneratedTargets(), &chosen).empty()) return false;
+  hwy::SetSupportedTargetsForTest(chosen);
+  return true;
 }
 
 double BestMs(int repeats, const std::function<void()>& run) {
