@@ -88,9 +88,16 @@ def claim_workdir(workdir, settings):
                             for k, (old, new) in sorted(changed.items()))
                 + ". Remove that folder or pass another --workdir.")
         return
-    with open(path + ".partial", "w") as f:
-        json.dump(settings, f, indent=1)
-    os.replace(path + ".partial", path)
+    _write_json(path, settings)
+
+
+def _write_json(path, doc):
+    """Replaces ``path`` with ``doc`` whole (a killed run leaves the old file)."""
+    from cocopie_keras import atomic_write
+
+    with atomic_write.atomic_path(path) as temporary:
+        with open(temporary, "w") as f:
+            json.dump(doc, f, indent=1)
 
 
 def pruning_config(args):
@@ -369,9 +376,7 @@ def _save_record(record, workdir, name, committed=True):
         os.makedirs(RUNS, exist_ok=True)
         paths.append(os.path.join(RUNS, f"{name}.json"))
     for path in paths:
-        with open(path + ".partial", "w") as f:
-            json.dump(record, f, indent=1)
-        os.replace(path + ".partial", path)
+        _write_json(path, record)
 
 
 def report(args):
